@@ -1,0 +1,50 @@
+"""Settings, from the environment only (12-factor).
+
+An unset address means "use the embedded piece `carnival up` started"; the
+launcher exports the addresses it chose to the services it spawns, so every
+service reads the same variables whether embedded or on the compose stack.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
+
+    kafka_bootstrap: str = Field("", alias="KAFKA_BOOTSTRAP")
+    redis_url: str = Field("", alias="REDIS_URL")
+    clickhouse_url: str = Field("", alias="CLICKHOUSE_URL")
+    ray_address: str = Field("", alias="RAY_ADDRESS")
+
+    data_dir: Path = Field(Path("data"), alias="CARNIVAL_DATA_DIR")
+    api_host: str = Field("127.0.0.1", alias="CARNIVAL_API_HOST")
+    api_port: int = Field(8000, alias="CARNIVAL_API_PORT")
+    # The Faust worker owns the (embedded) ClickHouse and serves stats queries.
+    streams_host: str = Field("127.0.0.1", alias="CARNIVAL_STREAMS_HOST")
+    streams_port: int = Field(6066, alias="CARNIVAL_STREAMS_PORT")
+    reply_timeout_ms: int = Field(3000, alias="CARNIVAL_REPLY_TIMEOUT_MS")
+    batch_max: int = Field(1000, alias="CARNIVAL_BATCH_MAX")
+    actor_count: int = Field(1, alias="CARNIVAL_ACTORS")
+    ray_namespace: str = Field("carnival", alias="CARNIVAL_RAY_NAMESPACE")
+    log_level: str = Field("INFO", alias="CARNIVAL_LOG_LEVEL")
+
+    @property
+    def clickhouse_dsn(self) -> str:
+        if self.clickhouse_url:
+            return self.clickhouse_url
+        return f"chdb://{(self.data_dir / 'clickhouse').resolve()}"
+
+    @property
+    def streams_base_url(self) -> str:
+        return f"http://{self.streams_host}:{self.streams_port}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

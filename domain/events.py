@@ -1,0 +1,103 @@
+"""Versioned event schemas, serialised with orjson.
+
+Every event carries ``event_id``, ``tenant_id``, ``occurred_at`` (epoch
+milliseconds, UTC) and ``schema_version``. ``event_id`` is derived from the
+request, never random, so an event produced twice after a crash is the same
+event and consumers dedupe on it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar, Literal, Self
+
+import orjson
+
+OutcomeStatus = Literal["won", "lost", "rejected"]
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class SchemaError(ValueError):
+    """A message that is not a known event of a known version."""
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    TYPE: ClassVar[str] = ""
+    VERSION: ClassVar[int] = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        body = asdict(self)
+        body["type"] = self.TYPE
+        body["schema_version"] = self.VERSION
+        return body
+
+    def dumps(self) -> bytes:
+        return orjson.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, body: dict[str, Any]) -> Self:
+        if body.get("type") != cls.TYPE or body.get("schema_version") != cls.VERSION:
+            raise SchemaError(
+                f"expected {cls.TYPE} v{cls.VERSION}, got "
+                f"{body.get('type')} v{body.get('schema_version')}"
+            )
+        names = cls.__dataclass_fields__
+        try:
+            return cls(**{k: v for k, v in body.items() if k in names})
+        except TypeError as exc:
+            raise SchemaError(f"{cls.TYPE}: {exc}") from exc
+
+    @classmethod
+    def loads(cls, raw: bytes) -> Self:
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise SchemaError(f"not JSON: {exc}") from exc
+        if not isinstance(body, dict):
+            raise SchemaError("event is not an object")
+        return cls.from_dict(body)
+
+
+@dataclass(frozen=True, slots=True)
+class DrawRequested(Event):
+    """A shopper asked to draw; produced by the api onto DRAW_REQUESTS."""
+
+    TYPE: ClassVar[str] = "draw.requested"
+
+    event_id: str  # == ledger key of the request: "<user_id>:<request_id>"
+    tenant_id: str
+    activity_id: str
+    user_id: str
+    request_id: str
+    reply_to: str  # api instance id; "" when nobody waits
+    occurred_at: int = field(default_factory=now_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class DrawOutcome(Event):
+    """The decision for one DrawRequested; exactly one per request key."""
+
+    TYPE: ClassVar[str] = "draw.outcome"
+
+    event_id: str  # same as the request's event_id: one request, one outcome
+    tenant_id: str
+    activity_id: str
+    user_id: str
+    request_id: str
+    status: OutcomeStatus
+    prize_id: str  # "" when rejected
+    prize_name: str
+    prize_kind: str
+    reason: str  # machine code: "", "out_of_stock", "user_limit_reached", ...
+    batch_id: str
+    occurred_at: int = field(default_factory=now_ms)
+
+
+def request_key(user_id: str, request_id: str) -> str:
+    """Ledger key of a request: request ids are scoped to the shopper who sent them."""
+    return f"{user_id}:{request_id}"
