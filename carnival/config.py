@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     batch_max: int = Field(1000, alias="CARNIVAL_BATCH_MAX")
     actor_count: int = Field(1, alias="CARNIVAL_ACTORS")
     ray_namespace: str = Field("carnival", alias="CARNIVAL_RAY_NAMESPACE")
+    dispatcher_metrics_port: int = Field(9101, alias="CARNIVAL_DISPATCHER_METRICS_PORT")
     log_level: str = Field("INFO", alias="CARNIVAL_LOG_LEVEL")
 
     @property

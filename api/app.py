@@ -1,0 +1,112 @@
+"""The FastAPI ingress: validate, authenticate, push to Kafka, wait for the outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import httpx
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaProducer
+from fastapi import FastAPI, Request, Response
+from prometheus_client import Counter, Histogram
+
+from api import routes_admin, routes_draws, routes_ops
+from api.deps import Resources
+from api.errors import install_error_handlers
+from api.replies import ReplyWaiter
+from api.store import Store
+from carnival.config import Settings, get_settings
+
+log = logging.getLogger("carnival.api")
+
+REQUESTS = Counter("carnival_http_requests_total", "HTTP requests", ["route", "status"])
+LATENCY = Histogram("carnival_http_request_seconds", "HTTP request latency", ["route"])
+STARTUP_WAIT_S = 60.0
+
+
+async def _start_with_retry(start: Callable[[], Awaitable[None]], what: str) -> None:
+    """Kafka may still be coming up when the api starts under the launcher."""
+    deadline = time.monotonic() + STARTUP_WAIT_S
+    while True:
+        try:
+            await start()
+            return
+        except Exception as exc:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("%s not reachable yet (%s); retrying", what, exc)
+            await asyncio.sleep(1.0)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=1
+        )
+        replies = ReplyWaiter(settings.kafka_bootstrap)
+        await _start_with_retry(producer.start, "kafka")
+        await _start_with_retry(replies.start, "kafka replies")
+        redis = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5)
+        streams = httpx.AsyncClient(base_url=settings.streams_base_url, timeout=5.0)
+        app.state.resources = Resources(
+            settings=settings,
+            store=Store(redis),
+            producer=producer,
+            replies=replies,
+            streams=streams,
+        )
+        try:
+            yield
+        finally:
+            await replies.stop()
+            await producer.stop()
+            await streams.aclose()
+            await redis.aclose()
+
+    app = FastAPI(
+        title="Carnival",
+        version="0.1.0",
+        description="Real-time marketing platform: draws decided by in-memory actors.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(routes_draws.router)
+    app.include_router(routes_admin.router)
+    app.include_router(routes_ops.router)
+
+    @app.middleware("http")
+    async def _metrics(request: Request, call_next: Callable[[Request], Awaitable[Response]]):
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        name = getattr(route, "path", "unmatched")
+        LATENCY.labels(name).observe(time.perf_counter() - started)
+        REQUESTS.labels(name, str(response.status_code)).inc()
+        return response
+
+    return app
+
+
+def main(settings: Settings) -> None:
+    import uvicorn
+
+    from carnival import logs
+
+    logs.configure(settings.log_level)
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=settings.api_host,
+        port=settings.api_port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+    )

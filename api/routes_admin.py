@@ -1,0 +1,57 @@
+"""Merchant-side endpoints: shopper tokens and live stats."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+from fastapi import APIRouter, Path
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.deps import AnyStaff, Operator, Res
+from api.errors import ApiError
+from domain.tokens import sign_shopper_token
+
+router = APIRouter(prefix="/v1", tags=["merchant"])
+
+
+class TokenRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: str = Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")
+    ttl_s: int = Field(default=86_400, ge=60, le=30 * 86_400)
+
+
+class TokenOut(BaseModel):
+    token: str
+    user_id: str
+    expires_at: int
+
+
+@router.post("/shopper-tokens", response_model=TokenOut, summary="Issue a shopper token")
+async def issue_shopper_token(res: Res, who: Operator, body: TokenRequest) -> TokenOut:
+    secret = await res.store.shopper_secret(who.tenant_id)
+    if secret is None:
+        raise ApiError(409, "tenant_not_configured", "the tenant has no shopper secret")
+    token = sign_shopper_token(secret, who.tenant_id, body.user_id, body.ttl_s)
+    return TokenOut(token=token, user_id=body.user_id, expires_at=int(time.time()) + body.ttl_s)
+
+
+@router.get("/stats/activities/{activity_id}", summary="Live figures of one activity")
+async def activity_stats(
+    res: Res, who: AnyStaff, activity_id: str = Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+) -> dict[str, Any]:
+    activity = await res.store.activity(activity_id)
+    if activity is None or activity.tenant_id != who.tenant_id:
+        raise ApiError(404, "activity_not_found", f"no activity '{activity_id}' in your tenant")
+    try:
+        reply = await res.streams.get(
+            f"/internal/stats/activities/{activity_id}", params={"tenant_id": who.tenant_id}
+        )
+        reply.raise_for_status()
+    except httpx.HTTPError as exc:
+        raise ApiError(
+            503, "stats_unavailable", "the analytics store is unreachable; retry shortly"
+        ) from exc
+    return reply.json()

@@ -1,0 +1,3 @@
+from carnival.cli import app
+
+app()

@@ -1,0 +1,163 @@
+"""The `carnival` command: run the stack, its services, and small admin chores."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+from urllib.parse import urlparse
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from carnival.config import get_settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+console = Console(stderr=True)
+
+
+@app.command()
+def up() -> None:
+    """Start the embedded stack (Kafka, Redis, Ray, ClickHouse via chdb) and all services."""
+    from carnival.embedded import MissingPrerequisite, ProcessFailed
+    from carnival.stack import LocalStack
+
+    stack = LocalStack(get_settings(), report=lambda msg: console.print(f"[cyan]•[/] {msg}"))
+    try:
+        s = stack.start()
+    except MissingPrerequisite as exc:
+        console.print(f"[red]missing prerequisite:[/] {exc}")
+        stack.stop()
+        raise typer.Exit(1) from None
+    except (ProcessFailed, OSError, TimeoutError) as exc:
+        console.print(f"[red]start failed:[/] {exc}")
+        stack.stop()
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        stack.stop()
+        raise typer.Exit(130) from None
+    console.print(f"[green]Carnival is up[/]: api http://{s.api_host}:{s.api_port}  (Ctrl-C stops)")
+    console.print("  token for a shopper:  carnival token alice")
+    console.print("  demo admin API key:   carnival api-key")
+    try:
+        stack.supervise()
+    except KeyboardInterrupt:
+        console.print("stopping...")
+    finally:
+        stack.stop()
+
+
+def _reachable(address: str) -> bool:
+    if address.startswith("chdb://"):
+        return Path(address.removeprefix("chdb://")).exists()
+    parsed = urlparse(address if "://" in address else f"tcp://{address}")
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 80), 1):
+            return True
+    except OSError:
+        return False
+
+
+@app.command()
+def status() -> None:
+    """Show each component of the running stack and its address."""
+    from carnival.stack import stack_file
+
+    path = stack_file(get_settings().data_dir.resolve())
+    if not path.exists():
+        console.print(f"no stack running from {path.parent} (start it with `carnival up`)")
+        raise typer.Exit(1)
+    state = orjson.loads(path.read_bytes())
+    table = Table("component", "address", "pid", "state")
+    for name in ("kafka", "redis", "ray", "clickhouse", "streams", "api", "dispatcher_metrics"):
+        address = state[name]
+        pid = state["pids"].get(name.removesuffix("_metrics"), "")
+        up_ = _reachable(address)
+        table.add_row(name, address, str(pid), "[green]up[/]" if up_ else "[red]down[/]")
+    Console().print(table)
+
+
+@app.command()
+def api() -> None:
+    """Run the HTTP ingress (uvicorn)."""
+    from api.app import main
+
+    main(get_settings())
+
+
+@app.command()
+def dispatcher() -> None:
+    """Run the Kafka -> Ray dispatcher."""
+    from actors.dispatcher import main
+
+    main(get_settings())
+
+
+@app.command()
+def streams() -> None:
+    """Run the Faust worker that fills ClickHouse and serves stats queries."""
+    from streams.__main__ import main
+
+    main()
+
+
+@app.command("init-topics")
+def init_topics() -> None:
+    """Create the Kafka topics (idempotent)."""
+    from carnival.embedded.kafka import create_topics
+    from domain.topics import ALL_TOPICS
+
+    created = asyncio.run(create_topics(get_settings().kafka_bootstrap, ALL_TOPICS))
+    console.print(f"created: {', '.join(created) or 'nothing (all exist)'}")
+
+
+def _redis_url() -> str:
+    from carnival.stack import stack_file
+
+    s = get_settings()
+    if s.redis_url:
+        return s.redis_url
+    path = stack_file(s.data_dir.resolve())
+    if path.exists():
+        return orjson.loads(path.read_bytes())["redis"]
+    console.print("REDIS_URL is unset and no stack is running: start it with `carnival up`")
+    raise typer.Exit(1)
+
+
+@app.command("seed-demo")
+def seed_demo_cmd() -> None:
+    """Create the demo tenant, admin key and running big wheel (idempotent)."""
+    from carnival.demo import seed_demo
+
+    creds = seed_demo(_redis_url(), get_settings().data_dir.resolve())
+    console.print(f"demo tenant '{creds['tenant_id']}', activity '{creds['activity_id']}'")
+
+
+@app.command()
+def token(
+    user_id: str,
+    tenant: str = typer.Option("demo", help="tenant id"),
+    ttl: int = typer.Option(86_400, help="lifetime in seconds"),
+) -> None:
+    """Print a shopper token (what a merchant backend gets from POST /v1/shopper-tokens)."""
+    from carnival.demo import shopper_token
+
+    try:
+        print(shopper_token(_redis_url(), tenant, user_id, ttl))
+    except LookupError as exc:
+        console.print(str(exc))
+        raise typer.Exit(1) from None
+
+
+@app.command("api-key")
+def api_key() -> None:
+    """Print the demo tenant's admin API key."""
+    from carnival.demo import credentials_path
+
+    path = credentials_path(get_settings().data_dir.resolve())
+    if not path.exists():
+        console.print("no demo credentials yet: run `carnival up` first")
+        raise typer.Exit(1)
+    print(orjson.loads(path.read_bytes())["admin_api_key"])

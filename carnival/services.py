@@ -1,0 +1,97 @@
+"""Our own services (api, dispatcher, streams worker) as supervised processes."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+import orjson
+import redis
+
+from carnival.config import Settings
+from carnival.embedded.process import ManagedProcess
+from domain.ledger_keys import DISPATCHER_HEARTBEAT
+
+
+def service_env(settings: Settings) -> dict[str, str]:
+    """The environment every service gets: the same variables the compose file sets."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+            "REDIS_URL": settings.redis_url,
+            "CLICKHOUSE_URL": settings.clickhouse_dsn,
+            "RAY_ADDRESS": settings.ray_address,
+            "CARNIVAL_DATA_DIR": str(settings.data_dir.resolve()),
+            "CARNIVAL_API_HOST": settings.api_host,
+            "CARNIVAL_API_PORT": str(settings.api_port),
+            "CARNIVAL_STREAMS_HOST": settings.streams_host,
+            "CARNIVAL_STREAMS_PORT": str(settings.streams_port),
+            "CARNIVAL_DISPATCHER_METRICS_PORT": str(settings.dispatcher_metrics_port),
+            "CARNIVAL_REPLY_TIMEOUT_MS": str(settings.reply_timeout_ms),
+            "CARNIVAL_BATCH_MAX": str(settings.batch_max),
+            "CARNIVAL_ACTORS": str(settings.actor_count),
+            "CARNIVAL_RAY_NAMESPACE": settings.ray_namespace,
+            "CARNIVAL_LOG_LEVEL": settings.log_level,
+            "RAY_AUTH_MODE": "disabled",
+            "RAY_USAGE_STATS_ENABLED": "0",
+        }
+    )
+    return env
+
+
+class Service(ManagedProcess):
+    def __init__(self, name: str, settings: Settings, log_dir: Path) -> None:
+        self.name = name
+        super().__init__(log_dir)
+        self.settings = settings
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "carnival", self.name]
+
+    def env(self) -> Mapping[str, str]:
+        return service_env(self.settings)
+
+
+class ApiService(Service):
+    def __init__(self, settings: Settings, log_dir: Path) -> None:
+        super().__init__("api", settings, log_dir)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.api_host}:{self.settings.api_port}"
+
+    def is_ready(self) -> bool:
+        return httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200
+
+
+class StreamsService(Service):
+    def __init__(self, settings: Settings, log_dir: Path) -> None:
+        super().__init__("streams", settings, log_dir)
+
+    def is_ready(self) -> bool:
+        url = f"{self.settings.streams_base_url}/internal/health"
+        return httpx.get(url, timeout=1.0).status_code == 200
+
+
+class DispatcherService(Service):
+    def __init__(self, settings: Settings, log_dir: Path) -> None:
+        super().__init__("dispatcher", settings, log_dir)
+        self._launched_at = 0.0
+
+    def launch(self, cmd: list[str]) -> None:  # type: ignore[override]
+        self._launched_at = time.time()
+        super().launch(cmd)
+
+    def is_ready(self) -> bool:
+        """Ready once it has pinged its actors after this launch."""
+        client = redis.Redis.from_url(self.settings.redis_url, socket_timeout=1)
+        try:
+            raw = client.get(DISPATCHER_HEARTBEAT)
+        finally:
+            client.close()
+        return raw is not None and orjson.loads(raw)["at"] >= self._launched_at

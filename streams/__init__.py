@@ -1,0 +1,1 @@
+"""Stage 4 of the data flow: outcome events from Kafka into ClickHouse (Faust)."""

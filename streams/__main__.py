@@ -1,0 +1,17 @@
+"""``python -m streams``: run the Faust worker (agent + stats web views)."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> None:
+    from streams.app import app
+
+    # Faust's CLI reads sys.argv; extra arguments pass through (e.g. -l info).
+    sys.argv = [sys.argv[0], "worker", "-l", "warn", *sys.argv[1:]]
+    app.main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,214 @@
+"""The Faust worker: DRAW_OUTCOMES -> ClickHouse, plus the stats web views.
+
+Data flow step 4. The worker is the one process that opens ClickHouse (chdb
+allows one process per data directory), so it also serves the read side over
+its own web server; the api proxies /internal/stats to it.
+
+Delivery: at-least-once. ``stream.take`` acks a batch only after the agent
+body returns, and Faust commits acked offsets only, so a batch is committed
+after its INSERT succeeded. A crash replays uncommitted events; the table and
+the queries dedupe by event_id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import faust
+import orjson
+from clickhouse_connect.driver.client import Client
+from faust.web import Request, Response, View
+
+from carnival.config import get_settings
+from domain.events import DrawOutcome, SchemaError
+from domain.topics import DRAW_OUTCOMES
+from streams import clickhouse, stats
+
+log = logging.getLogger("carnival.streams")
+
+settings = get_settings()
+
+# Batch bounds: 1000 rows or 100 ms, whichever first. 100 ms of buffering plus
+# a ms-scale insert keeps event -> visible well under the 1 s target.
+BATCH_MAX = 1000
+BATCH_WITHIN_S = 0.1
+# Backoff between retries of a failed INSERT (the batch is never dropped).
+RETRY_DELAYS_S = (0.1, 0.2, 0.5, 1.0, 2.0)
+
+# The app id is also the Kafka consumer group. Overridable so a test worker on
+# a shared broker does not inherit another worker's committed offsets.
+APP_ID = os.environ.get("CARNIVAL_STREAMS_APP_ID", "carnival-streams")
+
+app = faust.App(
+    APP_ID,
+    broker=f"kafka://{settings.kafka_bootstrap or '127.0.0.1:9092'}",
+    store="memory://",
+    # Faust otherwise writes "<id>-data" into the current directory.
+    datadir=str(settings.data_dir / "streams"),
+    web_host=settings.streams_host,
+    web_port=settings.streams_port,
+    web_bind=settings.streams_host,
+    # No leader election topic: this app has no leader-only tasks.
+    topic_disable_leader=True,
+    consumer_auto_offset_reset="earliest",
+    # No Faust tables, no changelogs: nothing to recover on rebalance.
+    table_standby_replicas=0,
+)
+
+# Raw bytes: we parse with DrawOutcome.loads so one bad message is logged and
+# skipped instead of crashing the agent in a Faust deserializer.
+draw_outcomes_topic = app.topic(
+    DRAW_OUTCOMES.name,
+    partitions=DRAW_OUTCOMES.partitions,
+    key_serializer="raw",
+    value_serializer="raw",
+)
+
+# --- the ClickHouse client: opened once per process --------------------------
+
+_client: Client | None = None
+_client_lock = threading.Lock()
+
+
+def get_client() -> Client:
+    """Open (once) and migrate the process-wide client. Blocking: call in a thread."""
+    global _client
+    with _client_lock:
+        if _client is None:
+            client = clickhouse.connect(settings.clickhouse_dsn)
+            clickhouse.migrate(client)
+            _client = client
+        return _client
+
+
+async def run_ch(fn: Any, *args: Any) -> Any:
+    """Run a sync clickhouse call off the event loop.
+
+    chdb is sync-only; its calls are ms-scale but the first open and a cold
+    insert take ~100+ ms, enough to delay Kafka heartbeats and web requests.
+    The client serialises calls on its handle with its own lock, so calling it
+    from worker threads is safe.
+    """
+    return await asyncio.to_thread(lambda: fn(get_client(), *args))
+
+
+# --- the agent ----------------------------------------------------------------
+
+
+def parse_batch(values: Sequence[Any]) -> list[DrawOutcome]:
+    """Decode raw values; bad messages are logged and skipped (never raised)."""
+    outcomes: list[DrawOutcome] = []
+    for raw in values:
+        try:
+            if not isinstance(raw, bytes | bytearray):
+                raise SchemaError(f"unexpected value type {type(raw).__name__}")
+            outcomes.append(DrawOutcome.loads(bytes(raw)))
+        except SchemaError as exc:
+            log.warning("skipping bad draw outcome message: %s", exc)
+    return outcomes
+
+
+async def write_batch(outcomes: list[DrawOutcome]) -> None:
+    """INSERT a batch, retrying until it succeeds.
+
+    ``take`` acks the batch when this returns *or raises* (its ``finally``),
+    so giving up would lose the batch: we retry instead, which stalls the
+    stream (back-pressure) while ClickHouse is down. If the worker is being
+    stopped mid-write, we let the write finish; if it cannot, we exit without
+    committing so Kafka redelivers.
+    """
+    attempt = 0
+    while True:
+        task = asyncio.ensure_future(run_ch(clickhouse.insert_outcomes, outcomes))
+        try:
+            await asyncio.shield(task)
+            return
+        except asyncio.CancelledError:
+            try:
+                await task  # shutdown: finish this write before the acks run
+            except Exception:
+                log.critical("insert failed during shutdown; exiting without commit")
+                os._exit(70)
+            raise
+        except Exception:
+            delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
+            log.exception("insert of %d outcomes failed; retry in %.1fs", len(outcomes), delay)
+            attempt += 1
+            await asyncio.sleep(delay)
+
+
+@app.agent(draw_outcomes_topic)
+async def store_draw_outcomes(stream: faust.StreamT) -> None:
+    async for values in stream.take(BATCH_MAX, within=BATCH_WITHIN_S):
+        outcomes = parse_batch(values)
+        if outcomes:
+            await write_batch(outcomes)
+
+
+@app.task
+async def open_clickhouse_at_startup() -> None:
+    # Open and migrate before the first batch or request arrives; fail loudly
+    # in the log (the health view reports 503) rather than at first insert.
+    try:
+        await asyncio.to_thread(get_client)
+    except Exception:
+        log.exception("cannot open ClickHouse at %s", settings.clickhouse_dsn)
+
+
+# --- web views (served by the Faust worker's web server) ---------------------
+
+
+def _json(view: View, body: Any, status: int = 200) -> Response:
+    return view.bytes(orjson.dumps(body), content_type="application/json", status=status)
+
+
+def _tenant(request: Request) -> str | None:
+    tenant_id = request.query.get("tenant_id", "")
+    return tenant_id or None
+
+
+@app.page("/internal/health")
+class Health(View):
+    async def get(self, request: Request) -> Response:
+        started = time.perf_counter()
+        try:
+            ok = await run_ch(clickhouse.ping)
+        except Exception:  # the client could not even be opened
+            log.exception("cannot open ClickHouse")
+            ok = False
+        ms = round((time.perf_counter() - started) * 1000, 2)
+        return _json(self, {"ok": ok, "ms": ms}, 200 if ok else 503)
+
+
+@app.page("/internal/stats/activities/{activity_id}")
+class ActivityStats(View):
+    async def get(self, request: Request, activity_id: str) -> Response:
+        tenant_id = _tenant(request)
+        if tenant_id is None:
+            return _json(self, {"error": "tenant_id_required"}, 400)
+        try:
+            body = await run_ch(stats.activity_stats, tenant_id, activity_id)
+        except Exception:
+            log.exception("activity stats query failed")
+            return _json(self, {"error": "clickhouse_unavailable"}, 503)
+        return _json(self, body)
+
+
+@app.page("/internal/count")
+class Count(View):
+    async def get(self, request: Request) -> Response:
+        tenant_id = _tenant(request)
+        if tenant_id is None:
+            return _json(self, {"error": "tenant_id_required"}, 400)
+        try:
+            count = await run_ch(stats.tenant_event_count, tenant_id)
+        except Exception:
+            log.exception("count query failed")
+            return _json(self, {"error": "clickhouse_unavailable"}, 503)
+        return _json(self, {"tenant_id": tenant_id, "count": count})

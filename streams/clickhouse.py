@@ -1,0 +1,133 @@
+"""ClickHouse access for the streams stage: connect, migrate, insert.
+
+One module for both backends: ``chdb:///abs/path`` (embedded engine, in this
+process) and ``http(s)://...`` (a real server). clickhouse-connect picks the
+backend from the DSN scheme, so callers never branch on it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+
+from domain.events import DrawOutcome
+
+log = logging.getLogger(__name__)
+
+# sql/ is a data folder at the repo root, next to this package.
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+
+DRAW_OUTCOMES_TABLE = "draw_outcomes"
+# Column order of insert_outcomes; ingested_at is left to its DEFAULT.
+OUTCOME_COLUMNS: tuple[str, ...] = (
+    "event_id",
+    "tenant_id",
+    "activity_id",
+    "user_id",
+    "request_id",
+    "status",
+    "prize_id",
+    "prize_name",
+    "prize_kind",
+    "reason",
+    "batch_id",
+    "occurred_at",
+)
+
+_LINE_COMMENT = re.compile(r"--[^\n]*")
+
+
+def connect(dsn: str) -> Client:
+    """Open a client. For chdb the DSN must be ``chdb:///absolute/path``.
+
+    chdb allows one engine (data directory) per process, and only one process
+    may open a directory: call this once per process and share the client.
+    """
+    if dsn.startswith("chdb:"):
+        # Create the data directory up front: a missing parent is a confusing
+        # engine error, and the path is ours (under CARNIVAL_DATA_DIR).
+        path = dsn.removeprefix("chdb://").split("?", 1)[0]
+        if path.startswith("/"):
+            Path(path).mkdir(parents=True, exist_ok=True)
+    return clickhouse_connect.get_client(dsn=dsn)
+
+
+def split_statements(sql: str) -> list[str]:
+    """Split a migration file on ``;`` after dropping ``--`` line comments.
+
+    Our migrations hold DDL only (no string literals with ``;`` or ``--``),
+    which is what makes this naive split safe.
+    """
+    text = _LINE_COMMENT.sub("", sql)
+    return [stmt.strip() for stmt in text.split(";") if stmt.strip()]
+
+
+def migration_files(sql_dir: Path = SQL_DIR) -> list[Path]:
+    # Zero-padded numeric prefixes make lexical order the apply order.
+    return sorted(sql_dir.glob("*.sql"))
+
+
+def migrate(client: Client, sql_dir: Path = SQL_DIR) -> list[str]:
+    """Apply every statement of sql/*.sql in order; returns the files applied.
+
+    Every statement is idempotent (IF NOT EXISTS), so running this at each
+    start-up is safe and needs no migrations bookkeeping table.
+    """
+    applied: list[str] = []
+    for path in migration_files(sql_dir):
+        for stmt in split_statements(path.read_text()):
+            client.command(stmt)
+        applied.append(path.name)
+    log.debug("migrations applied: %s", applied)
+    return applied
+
+
+def _outcome_row(o: DrawOutcome) -> list[Any]:
+    return [
+        o.event_id,
+        o.tenant_id,
+        o.activity_id,
+        o.user_id,
+        o.request_id,
+        o.status,
+        o.prize_id,
+        o.prize_name,
+        o.prize_kind,
+        o.reason,
+        o.batch_id,
+        # Epoch ms -> aware UTC datetime; DateTime64(3) keeps the millis.
+        datetime.fromtimestamp(o.occurred_at / 1000, tz=UTC),
+    ]
+
+
+def insert_outcomes(client: Client, outcomes: Sequence[DrawOutcome]) -> int:
+    """Insert a batch in one column-oriented INSERT; returns rows written.
+
+    Duplicates (same event_id) are fine: the table dedupes them.
+    """
+    if not outcomes:
+        return 0
+    columns = [list(col) for col in zip(*(_outcome_row(o) for o in outcomes), strict=True)]
+    client.insert(
+        DRAW_OUTCOMES_TABLE,
+        columns,
+        column_names=list(OUTCOME_COLUMNS),
+        column_oriented=True,
+    )
+    return len(outcomes)
+
+
+def ping(client: Client) -> bool:
+    """True when ``SELECT 1`` answers; never raises."""
+    try:
+        return client.command("SELECT 1") == 1
+    except Exception:
+        log.warning("clickhouse ping failed", exc_info=True)
+        return False

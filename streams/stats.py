@@ -1,0 +1,82 @@
+"""Read-side queries over ClickHouse: pure functions of (client, filters).
+
+Every query is scoped by tenant_id (a tenant never sees another tenant's
+rows) and deduplicated (events are at-least-once): counts use
+uniqExact(event_id), never count(), so they are exact before background
+merges collapse duplicate rows. User input only travels as bound server-side
+parameters ({name:Type}), never formatted into the SQL text.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+
+_TOTALS_SQL = """
+SELECT
+    uniqExact(event_id)                        AS draws,
+    uniqExact(user_id)                         AS participants,
+    uniqExactIf(event_id, status = 'won')      AS won,
+    uniqExactIf(event_id, status = 'lost')     AS lost,
+    uniqExactIf(event_id, status = 'rejected') AS rejected,
+    max(occurred_at)                           AS last_event_at
+FROM draw_outcomes
+WHERE tenant_id = {tenant_id:String} AND activity_id = {activity_id:String}
+"""
+
+_PRIZES_SQL = """
+SELECT prize_id, any(prize_name) AS prize_name, uniqExact(event_id) AS wins
+FROM draw_outcomes
+WHERE tenant_id = {tenant_id:String} AND activity_id = {activity_id:String}
+  AND status = 'won'
+GROUP BY prize_id
+ORDER BY wins DESC, prize_id
+"""
+
+_COUNT_SQL = """
+SELECT uniqExact(event_id) FROM draw_outcomes WHERE tenant_id = {tenant_id:String}
+"""
+
+
+def _epoch_ms(value: datetime | None, draws: int) -> int | None:
+    # max() over zero rows yields the epoch, not NULL: report "no events" as None.
+    if value is None or draws == 0:
+        return None
+    if value.tzinfo is None:
+        # chdb may decode DateTime64('UTC') as a naive datetime; it is UTC.
+        value = value.replace(tzinfo=UTC)
+    return int(value.timestamp() * 1000)
+
+
+def activity_stats(client: Client, tenant_id: str, activity_id: str) -> dict[str, Any]:
+    """Live figures of one activity of one tenant.
+
+    Returns draws (distinct outcome events), participants (distinct users),
+    won / lost / rejected, ``prizes`` = [{prize_id, prize_name, wins}] and
+    ``last_event_at`` (epoch ms, or None when there are no events).
+    """
+    params = {"tenant_id": tenant_id, "activity_id": activity_id}
+    row = client.query(_TOTALS_SQL, parameters=params).first_row
+    draws, participants, won, lost, rejected, last_event_at = row
+    prizes = [
+        {"prize_id": pid, "prize_name": name, "wins": int(wins)}
+        for pid, name, wins in client.query(_PRIZES_SQL, parameters=params).result_rows
+    ]
+    return {
+        "tenant_id": tenant_id,
+        "activity_id": activity_id,
+        "draws": int(draws),
+        "participants": int(participants),
+        "won": int(won),
+        "lost": int(lost),
+        "rejected": int(rejected),
+        "prizes": prizes,
+        "last_event_at": _epoch_ms(last_event_at, int(draws)),
+    }
+
+
+def tenant_event_count(client: Client, tenant_id: str) -> int:
+    """Distinct draw outcome events of one tenant (all activities)."""
+    return int(client.command(_COUNT_SQL, parameters={"tenant_id": tenant_id}))
