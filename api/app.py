@@ -20,6 +20,7 @@ from api.errors import install_error_handlers
 from api.replies import ReplyWaiter
 from api.store import Store
 from carnival.config import Settings, get_settings
+from domain.topics import DRAW_REPLIES
 
 log = logging.getLogger("carnival.api")
 
@@ -52,7 +53,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         replies = ReplyWaiter(settings.kafka_bootstrap)
         await _start_with_retry(producer.start, "kafka")
-        await _start_with_retry(replies.start, "kafka replies")
+
+        async def start_replies() -> None:
+            partitions = await producer.partitions_for(DRAW_REPLIES.name)
+            if not partitions:
+                raise RuntimeError(f"topic {DRAW_REPLIES.name} is missing: run init-topics")
+            await replies.start(partitions)
+
+        await _start_with_retry(start_replies, "kafka replies topic")
         redis = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5)
         streams = httpx.AsyncClient(base_url=settings.streams_base_url, timeout=5.0)
         app.state.resources = Resources(

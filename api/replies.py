@@ -23,30 +23,36 @@ log = logging.getLogger("carnival.api.replies")
 
 class ReplyWaiter:
     def __init__(self, bootstrap: str) -> None:
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
-        )
+        self._bootstrap = bootstrap
+        self._consumer: AIOKafkaConsumer | None = None
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        await self._consumer.start()
-        partitions = self._consumer.partitions_for_topic(DRAW_REPLIES.name)
-        if not partitions:
-            raise RuntimeError(f"topic {DRAW_REPLIES.name} does not exist: run init-topics")
-        tps = [TopicPartition(DRAW_REPLIES.name, p) for p in sorted(partitions)]
-        self._consumer.assign(tps)
-        await self._consumer.seek_to_end(*tps)
-        for tp in tps:  # resolve positions now: replies from here on are ours to see
-            await self._consumer.position(tp)
-        self._task = asyncio.create_task(self._run())
+    async def start(self, partitions: set[int]) -> None:
+        """``partitions`` of the replies topic, as the producer's metadata knows them."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap, enable_auto_commit=False, group_id=None
+        )
+        await consumer.start()
+        try:
+            tps = [TopicPartition(DRAW_REPLIES.name, p) for p in sorted(partitions)]
+            consumer.assign(tps)
+            await consumer.seek_to_end(*tps)
+            for tp in tps:  # resolve positions now: replies from here on are ours to see
+                await consumer.position(tp)
+        except BaseException:
+            await consumer.stop()
+            raise
+        self._consumer = consumer
+        self._task = asyncio.create_task(self._run(consumer))
 
     async def stop(self) -> None:
         if self._task:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self._consumer.stop()
+        if self._consumer is not None:
+            await self._consumer.stop()
 
     def expect(self, request_key: str) -> asyncio.Future[dict[str, Any]]:
         fut = self._pending.get(request_key)
@@ -58,10 +64,10 @@ class ReplyWaiter:
     def forget(self, request_key: str) -> None:
         self._pending.pop(request_key, None)
 
-    async def _run(self) -> None:
+    async def _run(self, consumer: AIOKafkaConsumer) -> None:
         while True:
             try:
-                polled = await self._consumer.getmany(timeout_ms=200)
+                polled = await consumer.getmany(timeout_ms=200)
             except Exception as exc:
                 log.warning("reply consumer error: %s", exc)
                 await asyncio.sleep(0.5)

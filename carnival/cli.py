@@ -98,8 +98,11 @@ def dispatcher() -> None:
 @app.command()
 def streams() -> None:
     """Run the Faust worker that fills ClickHouse and serves stats queries."""
+    import sys
+
     from streams.__main__ import main
 
+    sys.argv = sys.argv[:1]  # Faust parses argv itself
     main()
 
 

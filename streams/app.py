@@ -17,7 +17,6 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import faust
@@ -26,9 +25,10 @@ from clickhouse_connect.driver.client import Client
 from faust.web import Request, Response, View
 
 from carnival.config import get_settings
-from domain.events import DrawOutcome, SchemaError
+from domain.events import DrawOutcome
 from domain.topics import DRAW_OUTCOMES
 from streams import clickhouse, stats
+from streams.decode import decode_batch
 
 log = logging.getLogger("carnival.streams")
 
@@ -101,19 +101,6 @@ async def run_ch(fn: Any, *args: Any) -> Any:
 # --- the agent ----------------------------------------------------------------
 
 
-def parse_batch(values: Sequence[Any]) -> list[DrawOutcome]:
-    """Decode raw values; bad messages are logged and skipped (never raised)."""
-    outcomes: list[DrawOutcome] = []
-    for raw in values:
-        try:
-            if not isinstance(raw, bytes | bytearray):
-                raise SchemaError(f"unexpected value type {type(raw).__name__}")
-            outcomes.append(DrawOutcome.loads(bytes(raw)))
-        except SchemaError as exc:
-            log.warning("skipping bad draw outcome message: %s", exc)
-    return outcomes
-
-
 async def write_batch(outcomes: list[DrawOutcome]) -> None:
     """INSERT a batch, retrying until it succeeds.
 
@@ -146,7 +133,7 @@ async def write_batch(outcomes: list[DrawOutcome]) -> None:
 @app.agent(draw_outcomes_topic)
 async def store_draw_outcomes(stream: faust.StreamT) -> None:
     async for values in stream.take(BATCH_MAX, within=BATCH_WITHIN_S):
-        outcomes = parse_batch(values)
+        outcomes = decode_batch(values)
         if outcomes:
             await write_batch(outcomes)
 

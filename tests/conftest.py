@@ -68,6 +68,27 @@ def own_servers() -> Iterator[Callable[..., Any]]:
             _stop(server)
 
 
+SERVER_FIXTURES = frozenset(
+    {
+        "kafka_server",
+        "kafka_bootstrap",
+        "redis_server",
+        "redis_url",
+        "ray_head",
+        "ray_address",
+        "ray_client",
+        "own_servers",
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses a real server `servers` (deselect with -m "not servers")."""
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.servers)
+
+
 @pytest.fixture(scope="session")
 def servers_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("servers")

@@ -9,6 +9,7 @@ that data persists and replayed/duplicate events are not double counted.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
@@ -45,8 +47,9 @@ def free_port() -> int:
 class Worker:
     """One `python -m streams` subprocess, stopped by PID."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, base_url: str) -> None:
         self.env = env
+        self.base_url = base_url
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -91,8 +94,7 @@ def worker(tmp_path: Path, kafka_bootstrap: str) -> Iterator[Worker]:
         "CARNIVAL_STREAMS_APP_ID": f"carnival-streams-test-{uuid.uuid4().hex[:8]}",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
     }
-    w = Worker(env, tmp_path / "worker.log")
-    w.base_url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
+    w = Worker(env, tmp_path / "worker.log", f"http://127.0.0.1:{port}")
     w.start()
     try:
         yield w
@@ -120,14 +122,8 @@ async def wait_for(
                 return last
         except httpx.TransportError as exc:
             last = exc
-        await _sleep(POLL_S)
+        await asyncio.sleep(POLL_S)
     pytest.fail(f"timed out waiting for {what}; last={last!r}\n{worker.log_tail()}")
-
-
-async def _sleep(s: float) -> None:
-    import asyncio
-
-    await asyncio.sleep(s)
 
 
 def make_outcome(
@@ -150,7 +146,7 @@ def make_outcome(
 
 
 async def test_outcomes_reach_stats(worker: Worker, kafka_bootstrap: str) -> None:
-    base = worker.base_url  # type: ignore[attr-defined]
+    base = worker.base_url
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     activity = "wheel-1"
     stats_url = f"{base}/internal/stats/activities/{activity}"
@@ -183,7 +179,8 @@ async def test_outcomes_reach_stats(worker: Worker, kafka_bootstrap: str) -> Non
         await send(events[0])
         await wait_for("warm-up", stats, lambda s: s["draws"] == 1, worker, STARTUP_TIMEOUT_S)
 
-        # Main batch: a duplicate and a malformed message among valid events.
+        # Main batch: a duplicate and malformed messages (one with a wrong-typed
+        # field that would fail its INSERT forever) among valid events.
         batch = [
             make_outcome(tenant, activity, 1, "won", "p1"),
             make_outcome(tenant, activity, 2, "won", "p2"),
@@ -191,7 +188,9 @@ async def test_outcomes_reach_stats(worker: Worker, kafka_bootstrap: str) -> Non
             make_outcome(tenant, activity, 4, "rejected"),
         ]
         events += batch
-        await send(*batch, b"{not json", b'{"type":"draw.outcome","schema_version":99}', batch[0])
+        poison = orjson.dumps({**batch[1].to_dict(), "event_id": "x:1", "occurred_at": "soon"})
+        bad = [b"{not json", b'{"type":"draw.outcome","schema_version":99}', poison]
+        await send(*batch, *bad, batch[0])
         s = await wait_for("batch", stats, lambda s: s["draws"] == 5, worker, VISIBLE_TIMEOUT_S)
 
         # Freshness: time from the broker ack of one event to it being visible.

@@ -1,0 +1,65 @@
+"""Decode and validate raw DRAW_OUTCOMES messages before they reach ClickHouse.
+
+A message that parses but carries wrong types (say occurred_at as a string)
+would fail its INSERT forever, and since the agent retries failed inserts to
+stay at-least-once, one such poison message would stall the stream. So
+everything the insert relies on is checked here, and bad messages are
+logged and skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any, get_args
+
+from domain.events import DrawOutcome, OutcomeStatus, SchemaError
+
+log = logging.getLogger("carnival.streams")
+
+_STATUSES = frozenset(get_args(OutcomeStatus))
+_STR_FIELDS = (
+    "event_id",
+    "tenant_id",
+    "activity_id",
+    "user_id",
+    "request_id",
+    "status",
+    "prize_id",
+    "prize_name",
+    "prize_kind",
+    "reason",
+    "batch_id",
+)
+# DateTime64(3) range ClickHouse accepts: 1900-01-01 .. 2299-12-31.
+_MIN_MS = -2_208_988_800_000
+_MAX_MS = 10_413_791_999_999
+
+
+def decode_outcome(raw: Any) -> DrawOutcome:
+    """Parse one raw message; raises SchemaError when it is not a valid outcome."""
+    if not isinstance(raw, bytes | bytearray | memoryview):
+        raise SchemaError(f"unexpected value type {type(raw).__name__}")
+    o = DrawOutcome.loads(bytes(raw))
+    for name in _STR_FIELDS:
+        if not isinstance(getattr(o, name), str):
+            raise SchemaError(f"{name} is not a string")
+    if not o.event_id or not o.tenant_id or not o.activity_id:
+        raise SchemaError("event_id, tenant_id and activity_id are required")
+    if o.status not in _STATUSES:
+        raise SchemaError(f"unknown status {o.status!r}")
+    ts = o.occurred_at
+    if isinstance(ts, bool) or not isinstance(ts, int) or not _MIN_MS <= ts <= _MAX_MS:
+        raise SchemaError(f"occurred_at is not epoch ms: {ts!r}")
+    return o
+
+
+def decode_batch(values: Iterable[Any]) -> list[DrawOutcome]:
+    """Decode a batch; bad messages are logged and skipped, never raised."""
+    outcomes: list[DrawOutcome] = []
+    for raw in values:
+        try:
+            outcomes.append(decode_outcome(raw))
+        except SchemaError as exc:
+            log.warning("skipping bad draw outcome message: %s", exc)
+    return outcomes

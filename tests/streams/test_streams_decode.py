@@ -1,0 +1,72 @@
+"""decode_batch: bad messages are skipped, never raised (no poison pills)."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+import pytest
+
+from domain.events import DrawOutcome, SchemaError
+from streams.decode import decode_batch, decode_outcome
+
+GOOD = DrawOutcome(
+    event_id="u1:r1",
+    tenant_id="t1",
+    activity_id="a1",
+    user_id="u1",
+    request_id="r1",
+    status="won",
+    prize_id="p1",
+    prize_name="Prize",
+    prize_kind="coupon",
+    reason="",
+    batch_id="b",
+    occurred_at=1_760_000_000_000,
+)
+
+
+def variant(**changes: object) -> bytes:
+    body = GOOD.to_dict()
+    body.update(changes)
+    return orjson.dumps(body)
+
+
+def test_good_message_roundtrips() -> None:
+    assert decode_outcome(GOOD.dumps()) == GOOD
+    assert decode_outcome(bytearray(GOOD.dumps())) == GOOD
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"{not json",
+        b"[1,2]",
+        b"null",
+        variant(schema_version=2),
+        variant(type="draw.requested"),
+        variant(status="maybe"),
+        variant(occurred_at="2026-01-01"),
+        variant(occurred_at=True),
+        variant(occurred_at=10**18),
+        variant(occurred_at=1.5),
+        variant(tenant_id=""),
+        variant(tenant_id=7),
+        variant(prize_name=None),
+        orjson.dumps({k: v for k, v in GOOD.to_dict().items() if k != "user_id"}),
+        None,
+        "a str",
+    ],
+)
+def test_bad_messages_are_rejected(raw: object) -> None:
+    with pytest.raises(SchemaError):
+        decode_outcome(raw)
+
+
+def test_batch_skips_bad_and_keeps_order(caplog: pytest.LogCaptureFixture) -> None:
+    other = variant(event_id="u2:r2", user_id="u2", request_id="r2")
+    with caplog.at_level(logging.WARNING, logger="carnival.streams"):
+        out = decode_batch([GOOD.dumps(), b"junk", variant(occurred_at="x"), other])
+    assert [o.event_id for o in out] == ["u1:r1", "u2:r2"]
+    assert len([r for r in caplog.records if "skipping bad" in r.message]) == 2
