@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     # The Faust worker owns the (embedded) ClickHouse and serves stats queries.
     streams_host: str = Field("127.0.0.1", alias="CARNIVAL_STREAMS_HOST")
     streams_port: int = Field(6066, alias="CARNIVAL_STREAMS_PORT")
+    # Also the Faust consumer group: a test worker on a shared broker uses its own.
+    streams_app_id: str = Field("carnival-streams", alias="CARNIVAL_STREAMS_APP_ID")
     reply_timeout_ms: int = Field(3000, alias="CARNIVAL_REPLY_TIMEOUT_MS")
     batch_max: int = Field(1000, alias="CARNIVAL_BATCH_MAX")
     actor_count: int = Field(1, alias="CARNIVAL_ACTORS")

@@ -31,6 +31,7 @@ def service_env(settings: Settings) -> dict[str, str]:
             "CARNIVAL_API_PORT": str(settings.api_port),
             "CARNIVAL_STREAMS_HOST": settings.streams_host,
             "CARNIVAL_STREAMS_PORT": str(settings.streams_port),
+            "CARNIVAL_STREAMS_APP_ID": settings.streams_app_id,
             "CARNIVAL_DISPATCHER_METRICS_PORT": str(settings.dispatcher_metrics_port),
             "CARNIVAL_REPLY_TIMEOUT_MS": str(settings.reply_timeout_ms),
             "CARNIVAL_BATCH_MAX": str(settings.batch_max),

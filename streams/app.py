@@ -41,22 +41,28 @@ BATCH_WITHIN_S = 0.1
 # Backoff between retries of a failed INSERT (the batch is never dropped).
 RETRY_DELAYS_S = (0.1, 0.2, 0.5, 1.0, 2.0)
 
-# The app id is also the Kafka consumer group. Overridable so a test worker on
-# a shared broker does not inherit another worker's committed offsets.
-APP_ID = os.environ.get("CARNIVAL_STREAMS_APP_ID", "carnival-streams")
+# Faust creates its datadir without parents; the data dir may be brand new.
+STREAMS_DATADIR = settings.data_dir / "streams"
+STREAMS_DATADIR.mkdir(parents=True, exist_ok=True)
 
 app = faust.App(
-    APP_ID,
+    settings.streams_app_id,
     broker=f"kafka://{settings.kafka_bootstrap or '127.0.0.1:9092'}",
     store="memory://",
     # Faust otherwise writes "<id>-data" into the current directory.
-    datadir=str(settings.data_dir / "streams"),
+    datadir=str(STREAMS_DATADIR),
     web_host=settings.streams_host,
     web_port=settings.streams_port,
     web_bind=settings.streams_host,
     # No leader election topic: this app has no leader-only tasks.
     topic_disable_leader=True,
     consumer_auto_offset_reset="earliest",
+    # After a SIGKILL the dead member holds its partitions until the session
+    # times out (Faust default 60 s): keep that short so a restarted worker
+    # resumes within ~10 s. Heartbeats run on the loop, which chdb never blocks
+    # (its calls go to threads), so a short timeout is safe.
+    broker_session_timeout=10.0,
+    broker_heartbeat_interval=1.0,
     # No Faust tables, no changelogs: nothing to recover on rebalance.
     table_standby_replicas=0,
 )
