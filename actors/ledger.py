@@ -1,4 +1,4 @@
-"""The Redis ledger: activity config, pool state and decided outcomes.
+"""The Redis ledger: activity config, pool state, points and decided outcomes.
 
 Synchronous on purpose: it runs inside the actor, whose decisions must not
 await, and each batch costs two round trips (look-up, then commit script).
@@ -12,10 +12,11 @@ from pathlib import Path
 import redis
 
 from domain.activity import Activity
-from domain.draw import PoolState
-from domain.ledger_keys import ActivityKeys, tenant_activities_key
+from domain.draw import PoolState, initial_stock
+from domain.ledger_keys import ActivityKeys, TenantKeys
 
 BATCH_MARKER_TTL_S = 7 * 86_400
+DAY_COUNTER_TTL_S = 2 * 86_400
 _SCRIPT = (Path(__file__).parent / "commit_batch.lua").read_text()
 
 
@@ -29,8 +30,21 @@ class Entry:
 
     request_key: str
     user_id: str  # "" when the request was rejected (not a draw)
-    prize_id: str  # "" when no stock was used
+    stock: tuple[tuple[str, int], ...]  # at most two (field, amount) pairs
+    points_delta: int
+    won: bool
     outcome: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    config: bytes | None
+    outcomes: list[bytes | None]
+    balances: dict[str, int]
+
+
+def _int_map(raw: dict[bytes, bytes]) -> dict[str, int]:
+    return {k.decode(): int(v) for k, v in raw.items()}
 
 
 class Ledger:
@@ -44,63 +58,95 @@ class Ledger:
 
     def install_activity(self, activity: Activity) -> None:
         """Write config and initial stock; stock already on the ledger is kept."""
-        keys = ActivityKeys(activity.id)
+        keys = ActivityKeys(activity.tenant_id, activity.id)
         pipe = self._redis.pipeline(transaction=True)
         pipe.set(keys.config, activity.model_dump_json())
-        for prize in activity.prizes:
-            if prize.stock is not None:
-                pipe.hsetnx(keys.stock, prize.id, prize.stock)
-        pipe.sadd(tenant_activities_key(activity.tenant_id), activity.id)
+        for field, amount in initial_stock(activity).items():
+            pipe.hsetnx(keys.stock, field, amount)
+        pipe.sadd(TenantKeys(activity.tenant_id).activities, activity.id)
         pipe.execute()
 
-    def load_activity(self, activity_id: str) -> Activity | None:
-        raw = self._redis.get(ActivityKeys(activity_id).config)
-        return Activity.model_validate_json(raw) if raw else None
-
-    def load_state(self, activity: Activity) -> PoolState:
-        keys = ActivityKeys(activity.id)
+    def load_state(self, activity: Activity, day: int) -> PoolState:
+        keys = ActivityKeys(activity.tenant_id, activity.id)
         pipe = self._redis.pipeline(transaction=True)
         pipe.hgetall(keys.stock)
         pipe.hgetall(keys.users)
+        pipe.hgetall(keys.day(day))
         pipe.get(keys.draws)
-        stock, users, draws = pipe.execute()
+        stock, users, today, draws = pipe.execute()
         return PoolState(
             activity=activity,
-            stock={k.decode(): int(v) for k, v in stock.items()},
-            user_draws={k.decode(): int(v) for k, v in users.items()},
+            stock=_int_map(stock),
+            user_draws=_int_map(users),
+            day=day,
+            user_day_draws=_int_map(today),
             total_draws=int(draws or 0),
         )
 
+    def load_stock(self, tenant_id: str, activity_id: str) -> dict[str, int]:
+        return _int_map(self._redis.hgetall(ActivityKeys(tenant_id, activity_id).stock))
+
     def lookup(
-        self, activity_id: str, request_keys: list[str]
-    ) -> tuple[bytes | None, list[bytes | None]]:
-        """Current config and any outcomes already decided, in one round trip."""
-        keys = ActivityKeys(activity_id)
+        self, tenant_id: str, activity_id: str, request_keys: list[str], users: list[str]
+    ) -> Lookup:
+        """Config, outcomes already decided and the users' points, in one round trip."""
+        keys = ActivityKeys(tenant_id, activity_id)
         pipe = self._redis.pipeline(transaction=False)
         pipe.get(keys.config)
         pipe.hmget(keys.outcomes, request_keys)
-        config, outcomes = pipe.execute()
-        return config, outcomes
+        if users:
+            pipe.hmget(TenantKeys(tenant_id).points, users)
+        config, outcomes, *points = pipe.execute()
+        balances = {u: int(b or 0) for u, b in zip(users, points[0], strict=True)} if users else {}
+        return Lookup(config, outcomes, balances)
 
-    def commit(self, activity: Activity, batch_id: str, entries: list[Entry]) -> int:
-        keys = ActivityKeys(activity.id)
-        args: list[str | bytes | int] = [BATCH_MARKER_TTL_S, activity.per_user_limit, len(entries)]
+    def commit(
+        self,
+        activity: Activity,
+        batch_id: str,
+        day: int,
+        entries: list[Entry],
+        balances: dict[str, int],
+    ) -> int:
+        """``balances``: the points each user had when the actor decided (checked,
+        so a concurrent points change makes the batch stale instead of wrong)."""
+        keys = ActivityKeys(activity.tenant_id, activity.id)
+        limits = activity.limits
+        args: list[str | bytes | int] = [
+            BATCH_MARKER_TTL_S,
+            limits.per_user_total,
+            limits.per_user_daily,
+            limits.max_draws,
+            DAY_COUNTER_TTL_S,
+            len(entries),
+            len(balances),
+        ]
         for e in entries:
-            args += [e.request_key, e.user_id, e.prize_id, e.outcome]
+            stock = [*e.stock, ("", 0), ("", 0)][:2]
+            args += [e.request_key, e.user_id, stock[0][0], stock[0][1], stock[1][0], stock[1][1]]
+            args += [e.points_delta, "1" if e.won else "0", e.outcome]
+        for user, balance in balances.items():
+            args += [user, balance]
         status, detail = self._commit(
-            keys=[keys.stock, keys.users, keys.draws, keys.outcomes, keys.batch(batch_id)],
+            keys=[
+                keys.stock,
+                keys.users,
+                keys.day(day),
+                keys.draws,
+                keys.outcomes,
+                keys.batch(batch_id),
+                TenantKeys(activity.tenant_id).points,
+                keys.wins,
+            ],
             args=args,
         )
         if status != b"ok":
             raise LedgerStale(detail.decode())
         return int(detail)
 
-    def outcome(self, activity_id: str, request_key: str) -> bytes | None:
-        return self._redis.hget(ActivityKeys(activity_id).outcomes, request_key)
-
-    def totals(self, activity_id: str) -> dict[str, int]:
+    def totals(self, tenant_id: str, activity_id: str) -> dict[str, int]:
         """Ledger figures used to reconcile with the outcome stream."""
-        keys = ActivityKeys(activity_id)
+        keys = ActivityKeys(tenant_id, activity_id)
         pipe = self._redis.pipeline(transaction=True)
         pipe.hgetall(keys.stock)
         pipe.get(keys.draws)
@@ -109,5 +155,5 @@ class Ledger:
         return {
             "draws": int(draws or 0),
             "outcomes": int(outcomes),
-            **{f"stock:{k.decode()}": int(v) for k, v in stock.items()},
+            **{f"stock:{k}": v for k, v in _int_map(stock).items()},
         }

@@ -16,23 +16,23 @@ import orjson
 
 from actors.ledger import Entry, Ledger, LedgerStale
 from domain.activity import Activity
-from domain.draw import PoolState
+from domain.draw import Decision, PoolState, utc_day
 from domain.events import DrawOutcome, DrawRequested, now_ms
 
 log = logging.getLogger(__name__)
 
 REJECT_UNKNOWN_ACTIVITY = "activity_not_found"
-_MAX_ATTEMPTS = 3
+_MAX_ATTEMPTS = 5
+
+PoolKey = tuple[str, str]  # (tenant id, activity id)
 
 
 class PoolHost:
     def __init__(self, redis_url: str, seed: int | None = None) -> None:
         self._ledger = Ledger.from_url(redis_url)
-        self._pools: dict[str, PoolState] = {}
-        self._config_raw: dict[str, bytes] = {}
-        self._rng: random.Random = (
-            random.Random(seed) if seed is not None else random.SystemRandom()
-        )
+        self._pools: dict[PoolKey, PoolState] = {}
+        self._config_raw: dict[PoolKey, bytes] = {}
+        self._rng = random.Random(seed) if seed is not None else random.SystemRandom()
 
     def pid(self) -> int:
         return os.getpid()
@@ -44,89 +44,108 @@ class PoolHost:
         """One outcome per request, in request order; a repeated request key
         (in this batch or decided earlier) gets the outcome already decided."""
         parsed = [DrawRequested.from_dict(r) for r in requests]
-        by_activity: dict[str, list[DrawRequested]] = {}
+        by_pool: dict[PoolKey, list[DrawRequested]] = {}
         for req in parsed:
-            by_activity.setdefault(req.activity_id, []).append(req)
+            by_pool.setdefault((req.tenant_id, req.activity_id), []).append(req)
         decided: dict[str, dict[str, Any]] = {}
-        for activity_id, reqs in by_activity.items():
-            decided.update(self._decide_activity(batch_id, activity_id, reqs))
+        for key, reqs in by_pool.items():
+            decided.update(self._decide_pool(batch_id, key, reqs))
         return [decided[req.event_id] for req in parsed]
 
-    def _decide_activity(
-        self, batch_id: str, activity_id: str, reqs: list[DrawRequested]
+    def _decide_pool(
+        self, batch_id: str, key: PoolKey, reqs: list[DrawRequested]
     ) -> dict[str, dict[str, Any]]:
+        tenant_id, activity_id = key
         unique = list({r.event_id: r for r in reqs}.values())
-        keys = [r.event_id for r in unique]
+        request_keys = [r.event_id for r in unique]
+        users = sorted({r.user_id for r in unique})
         for _ in range(_MAX_ATTEMPTS):
-            config_raw, known = self._ledger.lookup(activity_id, keys)
-            results = {k: orjson.loads(v) for k, v in zip(keys, known, strict=True) if v}
-            pool = self._pool(activity_id, config_raw)
+            at = now_ms()
+            day = utc_day(at)
+            found = self._ledger.lookup(tenant_id, activity_id, request_keys, users)
+            results = {
+                k: orjson.loads(v) for k, v in zip(request_keys, found.outcomes, strict=True) if v
+            }
+            pool = self._pool(key, found.config, day)
+            if pool is None:  # nothing recorded: there is no such activity in this tenant
+                return {
+                    r.event_id: results.get(r.event_id) or _unknown(r, batch_id) for r in unique
+                }
+            wallet = dict(found.balances)
             entries: list[Entry] = []
             for req in unique:
-                if req.event_id in results:
-                    continue
-                if pool is None or pool.activity.tenant_id != req.tenant_id:
-                    # Not recorded: nothing of another tenant's (or nobody's) is touched.
-                    results[req.event_id] = _unknown(req, batch_id)
-                    continue
-                outcome, entry = self._decide_one(pool, req, batch_id)
-                results[req.event_id] = outcome
-                entries.append(entry)
-            if not entries or pool is None:
+                if req.event_id not in results:
+                    decision = pool.decide(req.user_id, at, self._rng, wallet)
+                    outcome = _outcome(req, decision, batch_id, at)
+                    results[req.event_id] = outcome
+                    entries.append(_entry(req, decision, outcome))
+            if not entries:
                 return results
+            checked = found.balances if _needs_wallet(pool.activity) else {}
             try:
-                self._ledger.commit(pool.activity, batch_id, entries)
+                self._ledger.commit(pool.activity, batch_id, day, entries, checked)
                 return results
             except LedgerStale as exc:
-                log.warning(
-                    "ledger refused batch %s for %s (%s); rebuilding", batch_id, activity_id, exc
-                )
-                self._forget(activity_id)
+                log.warning("ledger refused %s for %s (%s); rebuilding", batch_id, key, exc)
+                self._forget(key)
             except Exception:
-                self._forget(activity_id)
+                self._forget(key)
                 raise
-        raise LedgerStale(f"batch {batch_id} for {activity_id} refused {_MAX_ATTEMPTS} times")
+        raise LedgerStale(f"batch {batch_id} for {key} refused {_MAX_ATTEMPTS} times")
 
-    def _decide_one(
-        self, pool: PoolState, req: DrawRequested, batch_id: str
-    ) -> tuple[dict[str, Any], Entry]:
-        decision = pool.decide(req.user_id, now_ms(), self._rng)
-        prize = decision.prize
-        outcome = DrawOutcome(
-            event_id=req.event_id,
-            tenant_id=req.tenant_id,
-            activity_id=req.activity_id,
-            user_id=req.user_id,
-            request_id=req.request_id,
-            status=decision.status,  # type: ignore[arg-type]
-            prize_id=prize.id if prize else "",
-            prize_name=prize.name if prize else "",
-            prize_kind=prize.kind if prize else "",
-            reason=decision.reason,
-            batch_id=batch_id,
-        ).to_dict()
-        entry = Entry(
-            request_key=req.event_id,
-            user_id=req.user_id if decision.counts_as_draw else "",
-            prize_id=prize.id if prize and decision.consumes_stock else "",
-            outcome=orjson.dumps(outcome),
-        )
-        return outcome, entry
-
-    def _pool(self, activity_id: str, config_raw: bytes | None) -> PoolState | None:
+    def _pool(self, key: PoolKey, config_raw: bytes | None, day: int) -> PoolState | None:
         if config_raw is None:
-            self._forget(activity_id)
+            self._forget(key)
             return None
-        if self._config_raw.get(activity_id) != config_raw:
-            # New or edited config (pause, resume, stock added): rebuild from the ledger.
+        pool = self._pools.get(key)
+        if pool is None:
             activity = Activity.model_validate_json(config_raw)
-            self._pools[activity_id] = self._ledger.load_state(activity)
-            self._config_raw[activity_id] = config_raw
-        return self._pools[activity_id]
+            pool = self._pools[key] = self._ledger.load_state(activity, day)
+        elif self._config_raw.get(key) != config_raw:
+            # Pause, resume, edit or stock added: new config and stock, same counters.
+            activity = Activity.model_validate_json(config_raw)
+            pool.reconfigure(activity, self._ledger.load_stock(*key))
+        self._config_raw[key] = config_raw
+        return pool
 
-    def _forget(self, activity_id: str) -> None:
-        self._pools.pop(activity_id, None)
-        self._config_raw.pop(activity_id, None)
+    def _forget(self, key: PoolKey) -> None:
+        self._pools.pop(key, None)
+        self._config_raw.pop(key, None)
+
+
+def _needs_wallet(activity: Activity) -> bool:
+    """Whether decisions depend on points balances (then they are checked at commit)."""
+    return activity.limits.points_cost > 0 or any(t.min_points for t in activity.rules.tiers)
+
+
+def _outcome(req: DrawRequested, decision: Decision, batch_id: str, at: int) -> dict[str, Any]:
+    prize = decision.prize
+    return DrawOutcome(
+        event_id=req.event_id,
+        tenant_id=req.tenant_id,
+        activity_id=req.activity_id,
+        user_id=req.user_id,
+        request_id=req.request_id,
+        status=decision.status,  # type: ignore[arg-type]
+        prize_id=prize.id if prize else "",
+        prize_name=prize.name if prize else "",
+        prize_kind=prize.kind if prize else ("red_envelope" if decision.amount else ""),
+        reason=decision.reason,
+        batch_id=batch_id,
+        occurred_at=at,
+        amount=decision.amount,
+    ).to_dict()
+
+
+def _entry(req: DrawRequested, decision: Decision, outcome: dict[str, Any]) -> Entry:
+    return Entry(
+        request_key=req.event_id,
+        user_id=req.user_id if decision.counts_as_draw else "",
+        stock=decision.stock,
+        points_delta=decision.points_delta,
+        won=decision.status == "won",
+        outcome=orjson.dumps(outcome),
+    )
 
 
 def _unknown(req: DrawRequested, batch_id: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI, Request, Response
 from prometheus_client import Counter, Histogram
 
-from api import routes_admin, routes_draws, routes_ops
+from api import routes_activities, routes_admin, routes_draws, routes_ops
 from api.deps import Resources
 from api.errors import install_error_handlers
 from api.replies import ReplyWaiter
@@ -87,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(routes_draws.router)
     app.include_router(routes_admin.router)
+    app.include_router(routes_activities.router)
     app.include_router(routes_ops.router)
 
     @app.middleware("http")

@@ -42,8 +42,7 @@ async def issue_shopper_token(res: Res, who: Operator, body: TokenRequest) -> To
 async def activity_stats(
     res: Res, who: AnyStaff, activity_id: str = Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
 ) -> dict[str, Any]:
-    activity = await res.store.activity(activity_id)
-    if activity is None or activity.tenant_id != who.tenant_id:
+    if await res.store.activity(who.tenant_id, activity_id) is None:
         raise ApiError(404, "activity_not_found", f"no activity '{activity_id}' in your tenant")
     try:
         reply = await res.streams.get(

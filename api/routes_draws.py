@@ -1,4 +1,4 @@
-"""Shopper draws: submit (request-reply over Kafka) and poll a ticket."""
+"""Shopper endpoints: activity info, draw (request-reply over Kafka), poll, my prizes."""
 
 from __future__ import annotations
 
@@ -12,20 +12,30 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Res, Shopper
 from api.errors import ApiError
+from domain import draw as rules
 from domain.activity import Activity
+from domain.draw import utc_day
 from domain.events import DrawRequested, now_ms, request_key
 from domain.topics import DRAW_REQUESTS, message_key
 
-router = APIRouter(prefix="/v1/activities", tags=["draws"])
+router = APIRouter(prefix="/v1", tags=["shopper"])
 
 ActivityId = Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
 RequestId = Path(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
 
-# Rejections decided by the actor, as the HTTP status a client should see.
-_REJECTION_STATUS = {
-    "activity_not_running": 409,
-    "user_limit_reached": 409,
-    "activity_not_found": 404,
+# Every rejection the actor can decide: HTTP status and a message a shopper can act on.
+REJECTIONS: dict[str, tuple[int, str]] = {
+    rules.REJECT_NOT_RUNNING: (
+        409,
+        "the activity is not running now (paused, ended or not started)",
+    ),
+    rules.REJECT_BLACKLISTED: (403, "this account may not take part in the activity"),
+    rules.REJECT_USER_LIMIT: (409, "you have used all your draws for this activity"),
+    rules.REJECT_DAILY_LIMIT: (409, "you have used all your draws for today; come back tomorrow"),
+    rules.REJECT_ACTIVITY_EXHAUSTED: (409, "the activity has reached its maximum number of draws"),
+    rules.REJECT_NO_POINTS: (409, "not enough points for a draw; earn points and try again"),
+    rules.REJECT_SOLD_OUT: (409, "all red envelopes have been opened"),
+    "activity_not_found": (404, "the activity no longer exists"),
 }
 
 
@@ -48,8 +58,10 @@ class PrizeOut(BaseModel):
 class DrawResult(BaseModel):
     request_id: str
     activity_id: str
-    status: str
-    prize: PrizeOut | None
+    status: str  # won | lost
+    prize: PrizeOut | None  # None for a red envelope
+    amount: int  # cents of a red envelope, points of a points prize
+    reason: str  # "" or "prize_locked" (the fallback was given)
     decided_at: int
 
 
@@ -59,29 +71,56 @@ class Ticket(BaseModel):
     poll: str
 
 
-async def _activity_for(res: Res, activity_id: str, tenant_id: str) -> Activity:
-    activity = await res.store.activity(activity_id)
-    if activity is None or activity.tenant_id != tenant_id:
+class CellOut(PrizeOut):
+    position: int
+
+
+class MyProgress(BaseModel):
+    draws: int
+    draws_today: int
+    remaining_total: int | None  # None = unlimited
+    remaining_today: int | None
+    points: int
+    can_draw: bool
+
+
+class ActivityView(BaseModel):
+    id: str
+    kind: str
+    name: str
+    status: str
+    starts_at: int | None
+    ends_at: int | None
+    points_cost: int
+    prizes: list[CellOut]
+    envelopes_left: int | None
+    me: MyProgress
+
+
+async def activity_for(res: Res, tenant_id: str, activity_id: str) -> Activity:
+    activity = await res.store.activity(tenant_id, activity_id)
+    if activity is None:
         raise ApiError(404, "activity_not_found", f"no activity '{activity_id}' in your tenant")
     return activity
 
 
-def _answer(outcome: dict[str, Any]) -> DrawResult:
+def answer(outcome: dict[str, Any]) -> DrawResult:
     if outcome["status"] == "rejected":
         reason = outcome["reason"]
-        raise ApiError(
-            _REJECTION_STATUS.get(reason, 409),
-            reason,
-            _rejection_message(reason),
-            {"request_id": outcome["request_id"]},
+        status, message = REJECTIONS.get(reason, (409, "the draw was rejected"))
+        raise ApiError(status, reason, message, {"request_id": outcome["request_id"]})
+    prize = None
+    if outcome["prize_id"]:
+        prize = PrizeOut(
+            id=outcome["prize_id"], name=outcome["prize_name"], kind=outcome["prize_kind"]
         )
     return DrawResult(
         request_id=outcome["request_id"],
         activity_id=outcome["activity_id"],
         status=outcome["status"],
-        prize=PrizeOut(
-            id=outcome["prize_id"], name=outcome["prize_name"], kind=outcome["prize_kind"]
-        ),
+        prize=prize,
+        amount=outcome.get("amount", 0),
+        reason=outcome["reason"],
         decided_at=outcome["occurred_at"],
     )
 
@@ -91,16 +130,57 @@ def _ticket(activity_id: str, request_id: str) -> JSONResponse:
     return JSONResponse(Ticket(request_id=request_id, poll=poll).model_dump(), status_code=202)
 
 
-def _rejection_message(reason: str) -> str:
-    return {
-        "activity_not_running": "the activity is not running now (paused, ended or not started)",
-        "user_limit_reached": "you have used all your draws for this activity",
-        "activity_not_found": "the activity no longer exists",
-    }.get(reason, "the draw was rejected")
+@router.get(
+    "/activities/{activity_id}", response_model=ActivityView, summary="Activity and my chances"
+)
+async def activity_info(res: Res, who: Shopper, activity_id: str = ActivityId) -> ActivityView:
+    activity = await activity_for(res, who.tenant_id, activity_id)
+    at = now_ms()
+    mine = await res.store.progress(who.tenant_id, activity_id, who.user_id, utc_day(at))
+    limits = activity.limits
+    remaining_total = max(0, limits.per_user_total - mine.draws) if limits.per_user_total else None
+    remaining_today = (
+        max(0, limits.per_user_daily - mine.draws_today) if limits.per_user_daily else None
+    )
+    envelopes_left = None
+    if activity.envelopes is not None:
+        envelopes_left = (await res.store.stock_left(who.tenant_id, activity_id)).get(
+            rules.ENVELOPES_LEFT, 0
+        )
+    can_draw = (
+        activity.is_open(at)
+        and who.user_id not in activity.rules.blacklist
+        and remaining_total != 0
+        and remaining_today != 0
+        and mine.points >= limits.points_cost
+        and envelopes_left != 0
+    )
+    return ActivityView(
+        id=activity.id,
+        kind=activity.kind,
+        name=activity.name,
+        status=activity.effective_status(at),
+        starts_at=activity.starts_at,
+        ends_at=activity.ends_at,
+        points_cost=limits.points_cost,
+        prizes=[
+            CellOut(id=p.id, name=p.name, kind=p.kind, position=i)
+            for i, p in enumerate(activity.prizes)
+        ],
+        envelopes_left=envelopes_left,
+        me=MyProgress(
+            draws=mine.draws,
+            draws_today=mine.draws_today,
+            remaining_total=remaining_total,
+            remaining_today=remaining_today,
+            points=mine.points,
+            can_draw=can_draw,
+        ),
+    )
 
 
 @router.post(
-    "/{activity_id}/draws",
+    "/activities/{activity_id}/draws",
     response_model=DrawResult,
     responses={202: {"model": Ticket}},
     summary="Draw once (waits briefly for the outcome, else returns a ticket to poll)",
@@ -108,14 +188,15 @@ def _rejection_message(reason: str) -> str:
 async def draw(
     res: Res, who: Shopper, body: DrawBody | None = None, activity_id: str = ActivityId
 ) -> DrawResult | JSONResponse:
-    activity = await _activity_for(res, activity_id, who.tenant_id)
+    activity = await activity_for(res, who.tenant_id, activity_id)
     request_id = (body.request_id if body else None) or uuid.uuid4().hex
     key = request_key(who.user_id, request_id)
-    decided = await res.store.outcome(activity_id, key)
+    decided = await res.store.outcome(who.tenant_id, activity_id, key)
     if decided is not None:
-        return _answer(decided)
-    if not activity.is_open(now_ms()):
-        raise ApiError(409, "activity_not_running", _rejection_message("activity_not_running"))
+        return answer(decided)
+    if not activity.is_open(now_ms()):  # saves a trip; the actor decides the same
+        status, message = REJECTIONS[rules.REJECT_NOT_RUNNING]
+        raise ApiError(status, rules.REJECT_NOT_RUNNING, message, {"request_id": request_id})
     waiter = res.replies.expect(key)
     event = DrawRequested(
         event_id=key,
@@ -134,16 +215,16 @@ async def draw(
         )
     except TimeoutError:
         res.replies.forget(key)
-        await res.store.mark_pending(activity_id, key)
+        await res.store.mark_pending(who.tenant_id, activity_id, key)
         return _ticket(activity_id, request_id)
     except BaseException:
         res.replies.forget(key)
         raise
-    return _answer(outcome)
+    return answer(outcome)
 
 
 @router.get(
-    "/{activity_id}/draws/{request_id}",
+    "/activities/{activity_id}/draws/{request_id}",
     response_model=DrawResult,
     responses={202: {"model": Ticket}},
     summary="The outcome of an earlier draw (202 while it is still pending)",
@@ -151,11 +232,31 @@ async def draw(
 async def draw_outcome(
     res: Res, who: Shopper, activity_id: str = ActivityId, request_id: str = RequestId
 ) -> DrawResult | JSONResponse:
-    await _activity_for(res, activity_id, who.tenant_id)
+    await activity_for(res, who.tenant_id, activity_id)
     key = request_key(who.user_id, request_id)
-    decided = await res.store.outcome(activity_id, key)
+    decided = await res.store.outcome(who.tenant_id, activity_id, key)
     if decided is not None:
-        return _answer(decided)
-    if await res.store.is_pending(activity_id, key):
+        return answer(decided)
+    if await res.store.is_pending(who.tenant_id, activity_id, key):
         return _ticket(activity_id, request_id)
     raise ApiError(404, "request_not_found", f"no draw with request_id '{request_id}' from you")
+
+
+@router.get(
+    "/activities/{activity_id}/prizes/mine",
+    response_model=list[DrawResult],
+    summary="What I have won in this activity",
+)
+async def my_prizes(res: Res, who: Shopper, activity_id: str = ActivityId) -> list[DrawResult]:
+    await activity_for(res, who.tenant_id, activity_id)
+    return [answer(o) for o in await res.store.wins(who.tenant_id, activity_id, who.user_id)]
+
+
+class PointsOut(BaseModel):
+    user_id: str
+    points: int
+
+
+@router.get("/me/points", response_model=PointsOut, summary="My points balance")
+async def my_points(res: Res, who: Shopper) -> PointsOut:
+    return PointsOut(user_id=who.user_id, points=await res.store.points(who.tenant_id, who.user_id))

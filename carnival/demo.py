@@ -9,8 +9,8 @@ import orjson
 import redis
 
 from actors.ledger import Ledger
-from domain.activity import Activity, Prize
-from domain.ledger_keys import api_key_key, tenant_key
+from domain.activity import Activity, Limits, Prize
+from domain.ledger_keys import TenantKeys, api_key_key
 from domain.tokens import hash_api_key, new_api_key, new_secret, sign_shopper_token
 
 DEMO_TENANT = "demo"
@@ -31,14 +31,15 @@ def demo_activity() -> Activity:
             Prize(id="thanks", name="Thanks for playing", kind="thanks", weight=58),
         ),
         fallback_prize_id="thanks",
-        per_user_limit=10,
+        limits=Limits(per_user_total=10),
     )
 
 
 def create_tenant(client: redis.Redis, tenant_id: str, name: str) -> None:
     """Idempotent: an existing tenant keeps its shopper secret."""
-    client.hsetnx(tenant_key(tenant_id), "name", name)
-    client.hsetnx(tenant_key(tenant_id), "shopper_secret", new_secret())
+    record = TenantKeys(tenant_id).record
+    client.hsetnx(record, "name", name)
+    client.hsetnx(record, "shopper_secret", new_secret())
 
 
 def create_api_key(client: redis.Redis, tenant_id: str, role: str, name: str) -> str:
@@ -81,7 +82,7 @@ def seed_demo(redis_url: str, data_dir: Path) -> dict[str, str]:
 def shopper_token(redis_url: str, tenant_id: str, user_id: str, ttl_s: int = 86_400) -> str:
     client = redis.Redis.from_url(redis_url)
     try:
-        secret = client.hget(tenant_key(tenant_id), "shopper_secret")
+        secret = client.hget(TenantKeys(tenant_id).record, "shopper_secret")
     finally:
         client.close()
     if secret is None:

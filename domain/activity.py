@@ -6,63 +6,146 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-ActivityKind = Literal["wheel"]
+ActivityKind = Literal["wheel", "grid", "red_envelope"]
 ActivityStatus = Literal["draft", "scheduled", "running", "paused", "ended"]
 PrizeKind = Literal["coupon", "points", "item", "thanks"]
 
-_ID = r"^[A-Za-z0-9_.-]{1,64}$"
+ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+GRID_CELLS = 8
+WHEEL_MAX_PRIZES = 16
 
 
-class Prize(BaseModel):
+class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    id: str = Field(pattern=_ID)
+
+class Prize(_Frozen):
+    id: str = Field(pattern=ID_PATTERN)
     name: str = Field(min_length=1, max_length=100)
     kind: PrizeKind
     weight: int = Field(ge=0, le=1_000_000_000)
-    # None = unlimited (only sensible for the fallback "thanks" prize or points).
+    # Total stock ever configured; None = unlimited (the fallback must be unlimited).
     stock: int | None = Field(default=None, ge=0)
+    # Points credited for a "points" prize.
+    points: int = Field(default=0, ge=0, le=1_000_000_000)
+    # Coupon template issued for a "coupon" prize (the coupon issue builds the templates).
+    coupon_template: str | None = Field(default=None, pattern=ID_PATTERN)
+    # Locked (drawn -> fallback) until the user has drawn this many times before.
+    unlock_after_draws: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.kind == "points" and self.points <= 0:
+            raise ValueError(f"prize '{self.id}': a points prize needs points > 0")
+        if self.kind != "points" and self.points:
+            raise ValueError(f"prize '{self.id}': only points prizes carry points")
+        return self
 
 
-class Activity(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class Tier(_Frozen):
+    """A user who has drawn >= min_draws times and holds >= min_points draws
+    with these weights instead (prizes not listed get weight 0)."""
 
-    id: str = Field(pattern=_ID)
-    tenant_id: str = Field(pattern=_ID)
+    name: str = Field(min_length=1, max_length=50)
+    min_draws: int = Field(default=0, ge=0)
+    min_points: int = Field(default=0, ge=0)
+    weights: dict[str, int]
+
+
+class Limits(_Frozen):
+    per_user_total: int = Field(default=0, ge=0)  # 0 = no limit, everywhere here
+    per_user_daily: int = Field(default=0, ge=0)  # UTC days
+    max_draws: int = Field(default=0, ge=0)  # activity-wide
+    points_cost: int = Field(default=0, ge=0)  # per draw, deducted with the draw
+
+
+class Rules(_Frozen):
+    blacklist: tuple[str, ...] = Field(default=(), max_length=100_000)
+    tiers: tuple[Tier, ...] = Field(default=(), max_length=16)
+
+
+class Envelopes(_Frozen):
+    """Red envelopes: ``budget_cents`` split into ``count`` random amounts."""
+
+    budget_cents: int = Field(gt=0, le=10**12)
+    count: int = Field(gt=0, le=10_000_000)
+    min_cents: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.budget_cents < self.count * self.min_cents:
+            raise ValueError("budget_cents must be at least count × min_cents")
+        return self
+
+
+class Activity(_Frozen):
+    id: str = Field(pattern=ID_PATTERN)
+    tenant_id: str = Field(pattern=ID_PATTERN)
     kind: ActivityKind = "wheel"
     name: str = Field(min_length=1, max_length=200)
     status: ActivityStatus = "draft"
     starts_at: int | None = None  # epoch ms; None = open
     ends_at: int | None = None
-    prizes: tuple[Prize, ...] = Field(min_length=1, max_length=64)
-    # Awarded when the drawn prize is out of stock; must never run out itself.
-    fallback_prize_id: str
-    per_user_limit: int = Field(default=0, ge=0)  # 0 = no limit
+    prizes: tuple[Prize, ...] = Field(default=(), max_length=WHEEL_MAX_PRIZES)
+    # Awarded when the drawn prize is out of stock or locked; never runs out.
+    fallback_prize_id: str | None = None
+    limits: Limits = Limits()
+    rules: Rules = Rules()
+    envelopes: Envelopes | None = None
     version: int = 1
 
     @model_validator(mode="after")
     def _check(self) -> Self:
-        ids = [p.id for p in self.prizes]
-        if len(set(ids)) != len(ids):
-            raise ValueError("prize ids must be unique")
-        fallback = self.prize(self.fallback_prize_id)
-        if fallback is None:
-            raise ValueError("fallback_prize_id must name one of the prizes")
-        if fallback.stock is not None:
-            raise ValueError("the fallback prize must have unlimited stock")
-        if sum(p.weight for p in self.prizes) <= 0:
-            raise ValueError("at least one prize needs a positive weight")
         starts, ends = self.starts_at, self.ends_at
         if starts is not None and ends is not None and ends <= starts:
             raise ValueError("ends_at must be after starts_at")
+        if self.kind == "red_envelope":
+            if self.envelopes is None:
+                raise ValueError("a red_envelope activity needs 'envelopes'")
+            if self.prizes or self.fallback_prize_id or self.rules.tiers:
+                raise ValueError("a red_envelope activity has no prizes, fallback or tiers")
+            return self
+        if self.envelopes is not None:
+            raise ValueError(f"a {self.kind} activity has no 'envelopes'")
+        self._check_pool()
         return self
+
+    def _check_pool(self) -> None:
+        ids = [p.id for p in self.prizes]
+        if len(set(ids)) != len(ids):
+            raise ValueError("prize ids must be unique")
+        if self.kind == "grid" and len(self.prizes) != GRID_CELLS:
+            raise ValueError(f"a grid (nine-grid marquee) has exactly {GRID_CELLS} prize cells")
+        if self.kind == "wheel" and len(self.prizes) < 2:
+            raise ValueError("a wheel needs at least 2 prizes (one of them the fallback)")
+        fallback = self.prize(self.fallback_prize_id or "")
+        if fallback is None:
+            raise ValueError("fallback_prize_id must name one of the prizes")
+        if fallback.stock is not None or fallback.unlock_after_draws:
+            raise ValueError("the fallback prize must have unlimited stock and no lock")
+        if sum(p.weight for p in self.prizes) <= 0:
+            raise ValueError("at least one prize needs a positive weight")
+        for tier in self.rules.tiers:
+            unknown = set(tier.weights) - set(ids)
+            if unknown:
+                raise ValueError(f"tier '{tier.name}' names unknown prizes: {sorted(unknown)}")
+            if any(w < 0 for w in tier.weights.values()) or sum(tier.weights.values()) <= 0:
+                raise ValueError(f"tier '{tier.name}' needs non-negative weights, one positive")
 
     def prize(self, prize_id: str) -> Prize | None:
         return next((p for p in self.prizes if p.id == prize_id), None)
 
+    def effective_status(self, at_ms: int) -> ActivityStatus:
+        """Scheduled activities start, and any activity ends, by the clock."""
+        if self.status in ("scheduled", "running", "paused") and (
+            self.ends_at is not None and at_ms >= self.ends_at
+        ):
+            return "ended"
+        if self.status == "scheduled" and (self.starts_at is None or at_ms >= self.starts_at):
+            return "running"
+        return self.status
+
     def is_open(self, at_ms: int) -> bool:
-        if self.status != "running":
+        if self.effective_status(at_ms) != "running":
             return False
-        if self.starts_at is not None and at_ms < self.starts_at:
-            return False
-        return self.ends_at is None or at_ms < self.ends_at
+        return self.starts_at is None or at_ms >= self.starts_at

@@ -1,34 +1,74 @@
 """Draw decisions for one activity, in memory and without I/O.
 
 The owning actor calls ``PoolState.decide`` for every request of a batch; the
-effects are then committed to the ledger in one script. Probabilities are the
-configured weights exactly: a prize that runs out of stock hands its weight
-to the fallback prize, which is the same distribution as "drawn but out of
-stock -> fallback", without a rounded lookup table.
+effects are then committed to the ledger in one script.
+
+Rules are data on the activity, evaluated in this fixed order (the first that
+applies decides):
+
+1. the activity is open (running, inside its window)   else ``activity_not_running``
+2. the user is not blacklisted                          else ``user_blacklisted``
+3. per-user total limit                                 else ``user_limit_reached``
+4. per-user daily limit (UTC day)                       else ``daily_limit_reached``
+5. activity-wide maximum draws                          else ``activity_draws_exhausted``
+6. points balance covers the cost per draw              else ``insufficient_points``
+7. red envelopes: one is left                           else ``sold_out``
+   wheel / grid: weight tier = the last tier whose ``min_draws`` and
+   ``min_points`` the user meets (none: the configured weights)
+8. draw from the tier's table: cumulative weights + bisect, exact for integer
+   weights; a prize out of stock hands its weight to the fallback prize (the
+   same distribution as "drawn but out of stock → fallback", without a rounded
+   lookup table)
+9. a drawn prize still locked for this user (``unlock_after_draws`` greater
+   than the user's earlier draws) becomes the fallback prize, reason ``prize_locked``
 """
 
 from __future__ import annotations
 
 import bisect
 import random
+import time
 from dataclasses import dataclass, field
 from itertools import accumulate
 
 from domain.activity import Activity, Prize
+from domain.envelopes import next_amount
 
 REJECT_NOT_RUNNING = "activity_not_running"
+REJECT_BLACKLISTED = "user_blacklisted"
 REJECT_USER_LIMIT = "user_limit_reached"
+REJECT_DAILY_LIMIT = "daily_limit_reached"
+REJECT_ACTIVITY_EXHAUSTED = "activity_draws_exhausted"
+REJECT_NO_POINTS = "insufficient_points"
+REJECT_SOLD_OUT = "sold_out"
+FALLBACK_LOCKED = "prize_locked"
+
+# Ledger stock fields of a red-envelope activity.
+ENVELOPES_LEFT = "envelopes"
+BUDGET_LEFT = "budget_cents"
+
+
+def utc_day(at_ms: int) -> int:
+    return int(time.strftime("%Y%m%d", time.gmtime(at_ms // 1000)))
+
+
+def initial_stock(activity: Activity) -> dict[str, int]:
+    if activity.envelopes is not None:
+        return {
+            ENVELOPES_LEFT: activity.envelopes.count,
+            BUDGET_LEFT: activity.envelopes.budget_cents,
+        }
+    return {p.id: p.stock for p in activity.prizes if p.stock is not None}
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
     status: str  # "won" | "lost" | "rejected"
-    prize: Prize | None
+    prize: Prize | None = None
     reason: str = ""
-
-    @property
-    def consumes_stock(self) -> bool:
-        return self.prize is not None and self.prize.stock is not None
+    amount: int = 0  # cents of a red envelope, points of a points prize
+    points_delta: int = 0  # net change of the user's points balance
+    stock: tuple[tuple[str, int], ...] = ()  # (ledger stock field, amount taken)
 
     @property
     def counts_as_draw(self) -> bool:
@@ -36,56 +76,148 @@ class Decision:
 
 
 class WeightTable:
-    """Cumulative weights + bisect: exact for integer weights."""
+    """Cumulative weights + bisect."""
 
     def __init__(self, prizes: list[Prize], weights: list[int]) -> None:
         self._prizes = prizes
         self._cumulative = list(accumulate(weights))
-        self.total = self._cumulative[-1] if self._cumulative else 0
+        self.total = self._cumulative[-1]
 
     def pick(self, rng: random.Random) -> Prize:
-        point = rng.randrange(self.total)
-        return self._prizes[bisect.bisect_right(self._cumulative, point)]
+        return self._prizes[bisect.bisect_right(self._cumulative, rng.randrange(self.total))]
+
+    def probabilities(self) -> dict[str, float]:
+        previous, out = 0, {}
+        for prize, upto in zip(self._prizes, self._cumulative, strict=True):
+            out[prize.id] = (upto - previous) / self.total
+            previous = upto
+        return out
 
 
 @dataclass
 class PoolState:
     activity: Activity
-    stock: dict[str, int]  # remaining, only for prizes with finite stock
+    stock: dict[str, int]  # remaining, per ledger stock field
     user_draws: dict[str, int] = field(default_factory=dict)
+    day: int = 0
+    user_day_draws: dict[str, int] = field(default_factory=dict)  # for ``day`` only
     total_draws: int = 0
-    _table: WeightTable | None = field(default=None, repr=False)
+    _tables: dict[int, WeightTable] = field(default_factory=dict, repr=False)
+    _blacklist: frozenset[str] = field(default=frozenset(), repr=False)
 
-    def table(self) -> WeightTable:
-        if self._table is None:
-            fallback = self.activity.fallback_prize_id
-            moved = 0
-            live: list[Prize] = []
-            weights: list[int] = []
-            for prize in self.activity.prizes:
-                if prize.stock is not None and self.stock.get(prize.id, 0) <= 0:
-                    moved += prize.weight
-                    continue
-                live.append(prize)
-                weights.append(prize.weight)
-            weights[[p.id for p in live].index(fallback)] += moved
-            self._table = WeightTable(live, weights)
-        return self._table
+    def __post_init__(self) -> None:
+        self._blacklist = frozenset(self.activity.rules.blacklist)
 
-    def decide(self, user_id: str, at_ms: int, rng: random.Random) -> Decision:
+    def reconfigure(self, activity: Activity, stock: dict[str, int]) -> None:
+        """A new config version (pause, resume, stock added); counters stay."""
+        self.activity, self.stock = activity, stock
+        self._tables.clear()
+        self._blacklist = frozenset(activity.rules.blacklist)
+
+    def table(self, tier: int) -> WeightTable:
+        """Tier -1 is the configured weights; exhausted prizes' weight moves to the fallback."""
+        cached = self._tables.get(tier)
+        if cached is not None:
+            return cached
         activity = self.activity
+        weights_of = activity.rules.tiers[tier].weights if tier >= 0 else None
+        live: list[Prize] = []
+        weights: list[int] = []
+        moved = 0
+        fallback_at = 0
+        for prize in activity.prizes:
+            weight = prize.weight if weights_of is None else weights_of.get(prize.id, 0)
+            if prize.stock is not None and self.stock.get(prize.id, 0) <= 0:
+                moved += weight
+                continue
+            if prize.id == activity.fallback_prize_id:
+                fallback_at = len(live)
+            live.append(prize)
+            weights.append(weight)
+        weights[fallback_at] += moved
+        table = self._tables[tier] = WeightTable(live, weights)
+        return table
+
+    def tier_for(self, draws: int, points: int) -> int:
+        chosen = -1
+        for index, tier in enumerate(self.activity.rules.tiers):
+            if draws >= tier.min_draws and points >= tier.min_points:
+                chosen = index
+        return chosen
+
+    def decide(
+        self, user_id: str, at_ms: int, rng: random.Random, wallet: dict[str, int] | None = None
+    ) -> Decision:
+        """``wallet`` holds the points balances of the batch's users; it is
+        updated so later requests of the same batch see the new balance."""
+        activity, limits = self.activity, self.activity.limits
         if not activity.is_open(at_ms):
-            return Decision("rejected", None, REJECT_NOT_RUNNING)
+            return Decision("rejected", reason=REJECT_NOT_RUNNING)
+        if user_id in self._blacklist:
+            return Decision("rejected", reason=REJECT_BLACKLISTED)
         used = self.user_draws.get(user_id, 0)
-        if activity.per_user_limit and used >= activity.per_user_limit:
-            return Decision("rejected", None, REJECT_USER_LIMIT)
-        prize = self.table().pick(rng)
+        if limits.per_user_total and used >= limits.per_user_total:
+            return Decision("rejected", reason=REJECT_USER_LIMIT)
+        day = utc_day(at_ms)
+        if day != self.day:
+            self.day, self.user_day_draws = day, {}
+        today = self.user_day_draws.get(user_id, 0)
+        if limits.per_user_daily and today >= limits.per_user_daily:
+            return Decision("rejected", reason=REJECT_DAILY_LIMIT)
+        if limits.max_draws and self.total_draws >= limits.max_draws:
+            return Decision("rejected", reason=REJECT_ACTIVITY_EXHAUSTED)
+        wallet = wallet if wallet is not None else {}
+        balance = wallet.get(user_id, 0)
+        if balance < limits.points_cost:
+            return Decision("rejected", reason=REJECT_NO_POINTS)
+
+        if activity.envelopes is not None:
+            decision = self._open_envelope(rng)
+            if decision is None:
+                return Decision("rejected", reason=REJECT_SOLD_OUT)
+        else:
+            decision = self._draw_prize(used, balance, rng)
+        decision = Decision(
+            decision.status,
+            decision.prize,
+            decision.reason,
+            decision.amount,
+            decision.points_delta - limits.points_cost,
+            decision.stock,
+        )
+        wallet[user_id] = balance + decision.points_delta
         self.user_draws[user_id] = used + 1
+        self.user_day_draws[user_id] = today + 1
         self.total_draws += 1
+        return decision
+
+    def _open_envelope(self, rng: random.Random) -> Decision | None:
+        left = self.stock[ENVELOPES_LEFT]
+        if left <= 0:
+            return None
+        envelopes = self.activity.envelopes
+        assert envelopes is not None
+        amount = next_amount(self.stock[BUDGET_LEFT], left, envelopes.min_cents, rng)
+        self.stock[ENVELOPES_LEFT] = left - 1
+        self.stock[BUDGET_LEFT] -= amount
+        return Decision("won", amount=amount, stock=((ENVELOPES_LEFT, 1), (BUDGET_LEFT, amount)))
+
+    def _draw_prize(self, used: int, balance: int, rng: random.Random) -> Decision:
+        activity = self.activity
+        prize = self.table(self.tier_for(used, balance)).pick(rng)
+        reason = ""
+        if prize.unlock_after_draws > used:
+            prize = activity.prize(activity.fallback_prize_id or "")  # type: ignore[assignment]
+            reason = FALLBACK_LOCKED
+        assert prize is not None
+        taken: tuple[tuple[str, int], ...] = ()
         if prize.stock is not None:
             left = self.stock[prize.id] - 1
             self.stock[prize.id] = left
+            taken = ((prize.id, 1),)
             if left <= 0:
-                self._table = None
+                self._tables.clear()
         status = "lost" if prize.kind == "thanks" else "won"
-        return Decision(status, prize)
+        return Decision(
+            status, prize, reason, amount=prize.points, points_delta=prize.points, stock=taken
+        )

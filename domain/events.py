@@ -93,9 +93,10 @@ class DrawOutcome(Event):
     prize_id: str  # "" when rejected
     prize_name: str
     prize_kind: str
-    reason: str  # machine code: "", "out_of_stock", "user_limit_reached", ...
+    reason: str  # machine code: "", "prize_locked", "user_limit_reached", ...
     batch_id: str
     occurred_at: int = field(default_factory=now_ms)
+    amount: int = 0  # cents of a red envelope, points of a points prize
 
 
 def request_key(user_id: str, request_id: str) -> str:

@@ -1,7 +1,9 @@
 """Redis key layout of the ledger.
 
-Every key of one activity shares the hash tag ``{a:<id>}`` so the batch commit
-script touches a single slot and runs unchanged on Redis Cluster.
+Every key of one tenant shares the hash tag ``{t:<tenant id>}``: the batch
+commit script touches an activity's pool and the tenant's points balances in
+one atomic step, so on Redis Cluster they must live in one slot. The price is
+that one tenant's activities share a shard (see README, scale-out).
 """
 
 from __future__ import annotations
@@ -12,46 +14,82 @@ PREFIX = "carnival"
 
 
 @dataclass(frozen=True, slots=True)
-class ActivityKeys:
-    activity_id: str
+class TenantKeys:
+    tenant_id: str
 
     @property
     def tag(self) -> str:
-        return f"{PREFIX}:{{a:{self.activity_id}}}"
+        return f"{PREFIX}:{{t:{self.tenant_id}}}"
+
+    @property
+    def record(self) -> str:
+        """Hash: name, shopper_secret."""
+        return f"{self.tag}:tenant"
+
+    @property
+    def activities(self) -> str:
+        return f"{self.tag}:activities"
+
+    @property
+    def points(self) -> str:
+        """Hash: user id -> points balance."""
+        return f"{self.tag}:points"
+
+    @property
+    def audit(self) -> str:
+        """Stream of configuration changes."""
+        return f"{self.tag}:audit"
+
+    def activity(self, activity_id: str) -> ActivityKeys:
+        return ActivityKeys(self.tenant_id, activity_id)
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityKeys:
+    tenant_id: str
+    activity_id: str
+
+    @property
+    def base(self) -> str:
+        return f"{PREFIX}:{{t:{self.tenant_id}}}:a:{self.activity_id}"
 
     @property
     def config(self) -> str:
-        return f"{self.tag}:cfg"
+        return f"{self.base}:cfg"
 
     @property
     def stock(self) -> str:
-        return f"{self.tag}:stock"
+        """Hash: stock field -> remaining."""
+        return f"{self.base}:stock"
 
     @property
     def users(self) -> str:
-        return f"{self.tag}:users"
+        """Hash: user id -> draws in total."""
+        return f"{self.base}:users"
+
+    def day(self, yyyymmdd: int) -> str:
+        """Hash: user id -> draws on that UTC day (expires after two days)."""
+        return f"{self.base}:day:{yyyymmdd}"
 
     @property
     def draws(self) -> str:
-        return f"{self.tag}:draws"
+        return f"{self.base}:draws"
 
     @property
     def outcomes(self) -> str:
-        return f"{self.tag}:out"
+        """Hash: request key -> outcome event (JSON): one request, one outcome."""
+        return f"{self.base}:out"
+
+    @property
+    def wins(self) -> str:
+        """Hash: user id -> newline-separated request keys of the user's wins."""
+        return f"{self.base}:wins"
 
     def pending(self, request_key: str) -> str:
-        return f"{self.tag}:pending:{request_key}"
+        return f"{self.base}:pending:{request_key}"
 
     def batch(self, batch_id: str) -> str:
-        return f"{self.tag}:batch:{batch_id}"
-
-
-def tenant_key(tenant_id: str) -> str:
-    return f"{PREFIX}:tenant:{tenant_id}"
-
-
-def tenant_activities_key(tenant_id: str) -> str:
-    return f"{PREFIX}:tenant:{tenant_id}:activities"
+        return f"{self.base}:batch:{batch_id}"
 
 
 def api_key_key(key_hash: str) -> str:

@@ -39,6 +39,7 @@ OUTCOME_COLUMNS: tuple[str, ...] = (
     "reason",
     "batch_id",
     "occurred_at",
+    "amount",
 )
 
 _LINE_COMMENT = re.compile(r"--[^\n]*")
@@ -104,6 +105,7 @@ def _outcome_row(o: DrawOutcome) -> list[Any]:
         o.batch_id,
         # Epoch ms -> aware UTC datetime; DateTime64(3) keeps the millis.
         datetime.fromtimestamp(o.occurred_at / 1000, tz=UTC),
+        o.amount,
     ]
 
 

@@ -51,6 +51,8 @@ def decode_outcome(raw: Any) -> DrawOutcome:
     ts = o.occurred_at
     if isinstance(ts, bool) or not isinstance(ts, int) or not _MIN_MS <= ts <= _MAX_MS:
         raise SchemaError(f"occurred_at is not epoch ms: {ts!r}")
+    if isinstance(o.amount, bool) or not isinstance(o.amount, int) or abs(o.amount) > 2**62:
+        raise SchemaError(f"amount is not an integer: {o.amount!r}")
     return o
 
 

@@ -16,8 +16,9 @@ from clickhouse_connect.driver.client import Client
 
 _TOTALS_SQL = """
 SELECT
-    uniqExact(event_id)                        AS draws,
-    uniqExact(user_id)                         AS participants,
+    uniqExact(event_id)                        AS outcomes,
+    uniqExactIf(event_id, status != 'rejected') AS draws,
+    uniqExactIf(user_id, status != 'rejected')  AS participants,
     uniqExactIf(event_id, status = 'won')      AS won,
     uniqExactIf(event_id, status = 'lost')     AS lost,
     uniqExactIf(event_id, status = 'rejected') AS rejected,
@@ -33,6 +34,12 @@ WHERE tenant_id = {tenant_id:String} AND activity_id = {activity_id:String}
   AND status = 'won'
 GROUP BY prize_id
 ORDER BY wins DESC, prize_id
+"""
+
+# A sum cannot be deduplicated by uniqExact: FINAL collapses duplicate rows first.
+_AMOUNT_SQL = """
+SELECT sum(amount) FROM draw_outcomes FINAL
+WHERE tenant_id = {tenant_id:String} AND activity_id = {activity_id:String} AND status = 'won'
 """
 
 _COUNT_SQL = """
@@ -53,13 +60,15 @@ def _epoch_ms(value: datetime | None, draws: int) -> int | None:
 def activity_stats(client: Client, tenant_id: str, activity_id: str) -> dict[str, Any]:
     """Live figures of one activity of one tenant.
 
-    Returns draws (distinct outcome events), participants (distinct users),
-    won / lost / rejected, ``prizes`` = [{prize_id, prize_name, wins}] and
-    ``last_event_at`` (epoch ms, or None when there are no events).
+    Returns outcomes (distinct outcome events), draws (outcomes not rejected),
+    participants (distinct users who drew), won / lost / rejected,
+    ``amount_won`` (red-envelope cents or points awarded), ``prizes`` =
+    [{prize_id, prize_name, wins}] and ``last_event_at`` (epoch ms, or None).
     """
     params = {"tenant_id": tenant_id, "activity_id": activity_id}
     row = client.query(_TOTALS_SQL, parameters=params).first_row
-    draws, participants, won, lost, rejected, last_event_at = row
+    outcomes, draws, participants, won, lost, rejected, last_event_at = row
+    amount_won = client.command(_AMOUNT_SQL, parameters=params)
     prizes = [
         {"prize_id": pid, "prize_name": name, "wins": int(wins)}
         for pid, name, wins in client.query(_PRIZES_SQL, parameters=params).result_rows
@@ -67,13 +76,15 @@ def activity_stats(client: Client, tenant_id: str, activity_id: str) -> dict[str
     return {
         "tenant_id": tenant_id,
         "activity_id": activity_id,
+        "outcomes": int(outcomes),
         "draws": int(draws),
         "participants": int(participants),
         "won": int(won),
         "lost": int(lost),
         "rejected": int(rejected),
+        "amount_won": int(amount_won or 0),
         "prizes": prizes,
-        "last_event_at": _epoch_ms(last_event_at, int(draws)),
+        "last_event_at": _epoch_ms(last_event_at, int(outcomes)),
     }
 
 

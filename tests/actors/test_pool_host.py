@@ -8,8 +8,9 @@ import redis
 
 from actors.ledger import Ledger
 from actors.pool_host import PoolHost
-from domain.activity import Activity, Prize
+from domain.activity import Activity, Limits, Prize
 from domain.events import DrawRequested, request_key
+from domain.ledger_keys import ActivityKeys
 
 
 def _install(redis_url: str, stock: int, per_user_limit: int = 0) -> Activity:
@@ -23,7 +24,7 @@ def _install(redis_url: str, stock: int, per_user_limit: int = 0) -> Activity:
             Prize(id="none", name="Thanks", kind="thanks", weight=1),
         ),
         fallback_prize_id="none",
-        per_user_limit=per_user_limit,
+        limits=Limits(per_user_total=per_user_limit),
     )
     Ledger.from_url(redis_url).install_activity(activity)
     return activity
@@ -52,7 +53,7 @@ def test_resent_batch_returns_the_same_outcomes(redis_url: str) -> None:
     # A fresh actor (as after a crash) answers from the ledger, too.
     rebuilt = PoolHost(redis_url, seed=99).decide_batch("t:0:0", batch)
     assert first == again == rebuilt
-    assert Ledger.from_url(redis_url).totals(activity.id)["draws"] == 20
+    assert Ledger.from_url(redis_url).totals(activity.tenant_id, activity.id)["draws"] == 20
 
 
 def test_duplicate_request_inside_one_batch_is_decided_once(redis_url: str) -> None:
@@ -60,7 +61,7 @@ def test_duplicate_request_inside_one_batch_is_decided_once(redis_url: str) -> N
     batch = _requests(activity, ["u1", "u1", "u1"], "same")
     outcomes = PoolHost(redis_url, seed=1).decide_batch("t:0:1", batch)
     assert outcomes[0] == outcomes[1] == outcomes[2]
-    assert Ledger.from_url(redis_url).totals(activity.id)["draws"] == 1
+    assert Ledger.from_url(redis_url).totals(activity.tenant_id, activity.id)["draws"] == 1
 
 
 def test_two_owners_of_one_pool_cannot_oversell(redis_url: str) -> None:
@@ -74,7 +75,7 @@ def test_two_owners_of_one_pool_cannot_oversell(redis_url: str) -> None:
             users = [f"{name}{round_}-{i}" for i in range(10)]
             outcomes = host.decide_batch(f"t:0:{name}{round_}", _requests(activity, users, "r"))
             won += sum(o["status"] == "won" for o in outcomes)
-    totals = Ledger.from_url(redis_url).totals(activity.id)
+    totals = Ledger.from_url(redis_url).totals(activity.tenant_id, activity.id)
     assert won == 10 - totals["stock:p"] == 10
     assert totals["draws"] == 200
 
@@ -87,7 +88,7 @@ def test_restarted_owner_keeps_per_user_limits(redis_url: str) -> None:
     assert [o["status"] == "rejected" for o in outcomes] == [True, False]
     assert outcomes[0]["reason"] == "user_limit_reached"
     client = redis.Redis.from_url(redis_url)
-    assert int(client.hget(f"carnival:{{a:{activity.id}}}:users", "u1")) == 2
+    assert int(client.hget(ActivityKeys("t1", activity.id).users, "u1")) == 2
 
 
 def test_other_tenants_request_touches_nothing(redis_url: str) -> None:
@@ -95,4 +96,4 @@ def test_other_tenants_request_touches_nothing(redis_url: str) -> None:
     foreign = [dict(r, tenant_id="intruder") for r in _requests(activity, ["x"], "r")]
     outcomes = PoolHost(redis_url).decide_batch("t:0:5", foreign)
     assert outcomes[0]["reason"] == "activity_not_found"
-    assert Ledger.from_url(redis_url).totals(activity.id)["outcomes"] == 0
+    assert Ledger.from_url(redis_url).totals(activity.tenant_id, activity.id)["outcomes"] == 0

@@ -23,7 +23,7 @@ from carnival.demo import create_api_key, create_tenant
 from carnival.embedded import free_port
 from carnival.services import ApiService, DispatcherService, StreamsService
 from domain.activity import Activity, Prize
-from domain.ledger_keys import tenant_key
+from domain.ledger_keys import TenantKeys
 from domain.tokens import sign_shopper_token
 from domain.topics import DRAW_OUTCOMES
 
@@ -48,7 +48,7 @@ class Pipeline:
         tenant_id = f"t{uuid.uuid4().hex[:10]}"
         create_tenant(self.redis, tenant_id, f"Tenant {tenant_id}")
         key = create_api_key(self.redis, tenant_id, role, "test")
-        secret = self.redis.hget(tenant_key(tenant_id), "shopper_secret")
+        secret = self.redis.hget(TenantKeys(tenant_id).record, "shopper_secret")
         assert secret is not None
         return Tenant(self, tenant_id, key, secret)
 

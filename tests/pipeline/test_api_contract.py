@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from domain.activity import Prize
+from domain.activity import Limits, Prize
 from tests.pipeline.conftest import Pipeline
 
 
@@ -59,7 +59,7 @@ def test_validation_errors(pipeline: Pipeline, http: httpx.Client, wheel_and_ten
 
 
 def test_tenants_are_isolated(pipeline: Pipeline, http: httpx.Client, wheel_and_tenant) -> None:
-    _, wheel = wheel_and_tenant
+    tenant, wheel = wheel_and_tenant
     other = pipeline.tenant()
     _error(
         http.post(f"/v1/activities/{wheel.id}/draws", headers=other.shopper_headers("x")),
@@ -71,7 +71,7 @@ def test_tenants_are_isolated(pipeline: Pipeline, http: httpx.Client, wheel_and_
         404,
         "activity_not_found",
     )
-    assert pipeline.ledger.totals(wheel.id)["outcomes"] == 0
+    assert pipeline.ledger.totals(tenant.tenant_id, wheel.id)["outcomes"] == 0
 
 
 def test_roles_and_shopper_tokens(pipeline: Pipeline, http: httpx.Client, wheel_and_tenant) -> None:
@@ -106,7 +106,7 @@ def test_paused_activity_is_rejected(pipeline: Pipeline, http: httpx.Client) -> 
 def test_user_limit_is_a_clear_4xx(pipeline: Pipeline, http: httpx.Client) -> None:
     tenant = pipeline.tenant()
     wheel = tenant.wheel(
-        [Prize(id="p", name="P", kind="coupon", weight=1, stock=9)], per_user_limit=1
+        [Prize(id="p", name="P", kind="coupon", weight=1, stock=9)], limits=Limits(per_user_total=1)
     )
     headers = tenant.shopper_headers("limited")
     url = f"/v1/activities/{wheel.id}/draws"

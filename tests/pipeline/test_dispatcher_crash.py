@@ -9,7 +9,7 @@ from collections import Counter
 import httpx
 import orjson
 
-from domain.activity import Prize
+from domain.activity import Limits, Prize
 from domain.events import request_key
 from domain.ledger_keys import ActivityKeys
 from tests.pipeline.conftest import Pipeline, outcome_events, wait_for
@@ -38,7 +38,7 @@ def test_dispatcher_sigkill_mid_load(pipeline: Pipeline, http: httpx.Client) -> 
     tenant = pipeline.tenant()
     wheel = tenant.wheel(
         [Prize(id="p", name="Coupon", kind="coupon", weight=1, stock=STOCK)],
-        per_user_limit=PER_USER,
+        limits=Limits(per_user_total=PER_USER),
     )
     total = USERS * PER_USER
     replies: dict[str, httpx.Response] = {}
@@ -47,12 +47,12 @@ def test_dispatcher_sigkill_mid_load(pipeline: Pipeline, http: httpx.Client) -> 
     )
     runner.start()
     wait_for(
-        lambda: pipeline.ledger.totals(wheel.id)["outcomes"] >= total // 5,
+        lambda: pipeline.ledger.totals(tenant.tenant_id, wheel.id)["outcomes"] >= total // 5,
         timeout=60,
         what="load to be under way",
     )
     pipeline.dispatcher.kill()
-    killed_at = pipeline.ledger.totals(wheel.id)["outcomes"]
+    killed_at = pipeline.ledger.totals(tenant.tenant_id, wheel.id)["outcomes"]
     pipeline.dispatcher.start(timeout=120)
     runner.join(timeout=300)
     assert not runner.is_alive()
@@ -61,13 +61,15 @@ def test_dispatcher_sigkill_mid_load(pipeline: Pipeline, http: httpx.Client) -> 
     codes = Counter(r.status_code for r in replies.values())
     assert set(codes) <= {200, 202}, codes
     wait_for(
-        lambda: pipeline.ledger.totals(wheel.id)["outcomes"] == total,
+        lambda: pipeline.ledger.totals(tenant.tenant_id, wheel.id)["outcomes"] == total,
         timeout=120,
         what="every request decided after the restart",
     )
     ledger = {
         k.decode(): orjson.loads(v)
-        for k, v in pipeline.redis.hgetall(ActivityKeys(wheel.id).outcomes).items()
+        for k, v in pipeline.redis.hgetall(
+            ActivityKeys(tenant.tenant_id, wheel.id).outcomes
+        ).items()
     }
     assert len(ledger) == total
     for key, reply in replies.items():
@@ -75,7 +77,7 @@ def test_dispatcher_sigkill_mid_load(pipeline: Pipeline, http: httpx.Client) -> 
             assert reply.json()["prize"]["id"] == ledger[key]["prize_id"]
             assert reply.json()["decided_at"] == ledger[key]["occurred_at"]
     won = sum(1 for o in ledger.values() if o["status"] == "won")
-    totals = pipeline.ledger.totals(wheel.id)
+    totals = pipeline.ledger.totals(tenant.tenant_id, wheel.id)
     assert won == STOCK - totals["stock:p"] <= STOCK
     assert totals["draws"] == total
 

@@ -50,12 +50,12 @@ def test_same_request_id_yields_one_outcome(pipeline: Pipeline, http: httpx.Clie
     polled = http.get(f"{url}/same", headers=headers)
     assert first.status_code == second.status_code == polled.status_code == 200
     assert first.json() == second.json() == polled.json()
-    totals = pipeline.ledger.totals(wheel.id)
+    totals = pipeline.ledger.totals(tenant.tenant_id, wheel.id)
     assert totals["draws"] == 1 and totals["outcomes"] == 1
     # Another shopper's identical request id is another request.
     other = http.post(url, json={"request_id": "same"}, headers=tenant.shopper_headers("carol"))
     assert other.status_code == 200
-    assert pipeline.ledger.totals(wheel.id)["outcomes"] == 2
+    assert pipeline.ledger.totals(tenant.tenant_id, wheel.id)["outcomes"] == 2
 
 
 async def _storm(
@@ -91,11 +91,11 @@ def test_stock_never_exceeded_under_5000_concurrent_draws(
     assert won_now <= 50
 
     wait_for(
-        lambda: pipeline.ledger.totals(wheel.id)["outcomes"] == 5000,
+        lambda: pipeline.ledger.totals(tenant.tenant_id, wheel.id)["outcomes"] == 5000,
         timeout=60,
         what="all 5000 outcomes in the ledger",
     )
-    totals = pipeline.ledger.totals(wheel.id)
+    totals = pipeline.ledger.totals(tenant.tenant_id, wheel.id)
     assert totals["stock:gold"] == 0
     assert totals["draws"] == 5000
     events = outcome_events(pipeline.settings.kafka_bootstrap, wheel.id, expected=5000)

@@ -90,8 +90,9 @@ def test_insert_and_stats(ch_client: Client, tenant: str) -> None:
     assert clickhouse.insert_outcomes(ch_client, []) == 0
 
     s = stats.activity_stats(ch_client, tenant, "act-1")
-    assert s["draws"] == 6
-    assert s["participants"] == 5
+    assert s["outcomes"] == 6
+    assert s["draws"] == 5  # rejected requests are not draws
+    assert s["participants"] == 4  # the user who was only rejected did not take part
     assert (s["won"], s["lost"], s["rejected"]) == (3, 2, 1)
     assert s["prizes"] == [
         {"prize_id": "p1", "prize_name": "Prize p1", "wins": 2},
@@ -114,7 +115,7 @@ def test_duplicate_event_counted_once(ch_client: Client, tenant: str) -> None:
     )
     assert raw_rows >= 3  # duplicates are physically there until a merge ...
     s = stats.activity_stats(ch_client, tenant, "act-1")
-    assert (s["draws"], s["won"], s["lost"], s["participants"]) == (2, 1, 1, 2)
+    assert (s["outcomes"], s["won"], s["lost"], s["participants"]) == (2, 1, 1, 2)
     assert s["prizes"] == [{"prize_id": "p1", "prize_name": "Prize p1", "wins": 1}]
     assert stats.tenant_event_count(ch_client, tenant) == 2
 
@@ -124,7 +125,7 @@ def test_duplicate_event_counted_once(ch_client: Client, tenant: str) -> None:
         "SELECT count() FROM draw_outcomes WHERE tenant_id = {t:String}", parameters={"t": tenant}
     )
     assert raw_rows == 2
-    assert stats.activity_stats(ch_client, tenant, "act-1")["draws"] == 2
+    assert stats.activity_stats(ch_client, tenant, "act-1")["outcomes"] == 2
 
 
 def test_tenant_isolation(ch_client: Client, tenant: str) -> None:
@@ -133,19 +134,19 @@ def test_tenant_isolation(ch_client: Client, tenant: str) -> None:
     # Same activity id and even the same event ids under another tenant.
     clickhouse.insert_outcomes(ch_client, [outcome(other, n) for n in range(1, 6)])
 
-    assert stats.activity_stats(ch_client, tenant, "act-1")["draws"] == 2
-    assert stats.activity_stats(ch_client, other, "act-1")["draws"] == 5
+    assert stats.activity_stats(ch_client, tenant, "act-1")["outcomes"] == 2
+    assert stats.activity_stats(ch_client, other, "act-1")["outcomes"] == 5
     assert stats.tenant_event_count(ch_client, tenant) == 2
 
 
 def test_empty_and_hostile_filters(ch_client: Client, tenant: str) -> None:
     clickhouse.insert_outcomes(ch_client, [outcome(tenant, 1)])
     empty = stats.activity_stats(ch_client, tenant, "no-such-activity")
-    assert empty["draws"] == 0
+    assert empty["outcomes"] == 0
     assert empty["prizes"] == []
     assert empty["last_event_at"] is None
     # Bound parameters: quotes are data, not SQL.
-    assert stats.activity_stats(ch_client, f"{tenant}' OR '1'='1", "act-1")["draws"] == 0
+    assert stats.activity_stats(ch_client, f"{tenant}' OR '1'='1", "act-1")["outcomes"] == 0
     assert stats.tenant_event_count(ch_client, "' OR 1=1 --") == 0
 
 

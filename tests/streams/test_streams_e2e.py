@@ -177,7 +177,7 @@ async def test_outcomes_reach_stats(worker: Worker, kafka_bootstrap: str) -> Non
         # Warm-up: the first event also waits for the consumer group to form.
         events = [make_outcome(tenant, activity, 0, "won", "p1")]
         await send(events[0])
-        await wait_for("warm-up", stats, lambda s: s["draws"] == 1, worker, STARTUP_TIMEOUT_S)
+        await wait_for("warm-up", stats, lambda s: s["outcomes"] == 1, worker, STARTUP_TIMEOUT_S)
 
         # Main batch: a duplicate and malformed messages (one with a wrong-typed
         # field that would fail its INSERT forever) among valid events.
@@ -191,7 +191,7 @@ async def test_outcomes_reach_stats(worker: Worker, kafka_bootstrap: str) -> Non
         poison = orjson.dumps({**batch[1].to_dict(), "event_id": "x:1", "occurred_at": "soon"})
         bad = [b"{not json", b'{"type":"draw.outcome","schema_version":99}', poison]
         await send(*batch, *bad, batch[0])
-        s = await wait_for("batch", stats, lambda s: s["draws"] == 5, worker, VISIBLE_TIMEOUT_S)
+        s = await wait_for("batch", stats, lambda s: s["outcomes"] == 5, worker, VISIBLE_TIMEOUT_S)
 
         # Freshness: time from the broker ack of one event to it being visible.
         latencies: list[float] = []
@@ -201,7 +201,11 @@ async def test_outcomes_reach_stats(worker: Worker, kafka_bootstrap: str) -> Non
             t0 = time.perf_counter()
             await send(e)
             await wait_for(
-                f"event {n}", stats, lambda s, n=n: s["draws"] == n + 1, worker, VISIBLE_TIMEOUT_S
+                f"event {n}",
+                stats,
+                lambda s, n=n: s["outcomes"] == n + 1,
+                worker,
+                VISIBLE_TIMEOUT_S,
             )
             latencies.append(time.perf_counter() - t0)
         p50 = statistics.median(latencies)
@@ -211,7 +215,7 @@ async def test_outcomes_reach_stats(worker: Worker, kafka_bootstrap: str) -> Non
         assert p95 < 3.0, latencies
 
         s = await stats()
-        assert s["draws"] == 25
+        assert s["outcomes"] == 25
         assert s["participants"] == 25
         assert (s["won"], s["lost"], s["rejected"]) == (3, 21, 1)
         assert s["prizes"] == [
@@ -221,7 +225,7 @@ async def test_outcomes_reach_stats(worker: Worker, kafka_bootstrap: str) -> Non
         assert s["last_event_at"] == max(e.occurred_at for e in events)
         # Another tenant sees nothing of it.
         r = await http.get(stats_url, params={"tenant_id": f"{tenant}-other"})
-        assert r.json()["draws"] == 0
+        assert r.json()["outcomes"] == 0
         r = await http.get(f"{base}/internal/count", params={"tenant_id": tenant})
         assert r.json() == {"tenant_id": tenant, "count": 25}
 
@@ -231,7 +235,7 @@ async def test_outcomes_reach_stats(worker: Worker, kafka_bootstrap: str) -> Non
         await send(events[3], make_outcome(tenant, activity, 25, "won", "p2"))
         worker.start()
         await wait_for("health after restart", health, lambda s: s == 200, worker, 60)
-        s = await wait_for("after restart", stats, lambda s: s["draws"] == 26, worker, 60)
+        s = await wait_for("after restart", stats, lambda s: s["outcomes"] == 26, worker, 60)
         assert (s["won"], s["lost"], s["rejected"]) == (4, 21, 1)
 
     assert "Traceback" not in worker.log_tail()

@@ -1,0 +1,204 @@
+"""Operator endpoints: configure activities, drive their lifecycle, add stock, grant points."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from api.deps import AnyStaff, Operator, Res
+from api.errors import ApiError
+from api.store import Principal, VersionConflict
+from domain import lifecycle
+from domain.activity import (
+    ID_PATTERN,
+    Activity,
+    ActivityKind,
+    ActivityStatus,
+    Envelopes,
+    Limits,
+    Prize,
+    Rules,
+)
+from domain.events import now_ms
+
+router = APIRouter(prefix="/v1/admin", tags=["operator"])
+ActivityId = Path(pattern=ID_PATTERN)
+
+
+class ActivityCreate(BaseModel):
+    """A new activity; it starts as a draft."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = Field(default=None, pattern=ID_PATTERN, description="generated when absent")
+    kind: ActivityKind
+    name: str
+    starts_at: int | None = None
+    ends_at: int | None = None
+    prizes: list[Prize] = []
+    fallback_prize_id: str | None = None
+    limits: Limits = Limits()
+    rules: Rules = Rules()
+    envelopes: Envelopes | None = None
+
+
+class ActivityPatch(BaseModel):
+    """Fields to change; a running or paused activity only allows name and ends_at."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    starts_at: int | None = None
+    ends_at: int | None = None
+    prizes: list[Prize] | None = None
+    fallback_prize_id: str | None = None
+    limits: Limits | None = None
+    rules: Rules | None = None
+    envelopes: Envelopes | None = None
+
+
+class Transition(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    to: ActivityStatus
+
+
+class StockAdd(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    prize_id: str = Field(pattern=ID_PATTERN)
+    add: int = Field(gt=0, le=1_000_000_000)
+
+
+class PointsGrant(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user_id: str = Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")
+    amount: int = Field(gt=0, le=1_000_000_000)
+
+
+class ActivityAdminView(BaseModel):
+    activity: Activity
+    effective_status: str
+    stock_left: dict[str, int]
+
+
+def _invalid(exc: ValidationError) -> ApiError:
+    problems = [
+        {"field": ".".join(str(p) for p in e["loc"]) or "activity", "problem": e["msg"]}
+        for e in exc.errors()
+    ]
+    message = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
+    return ApiError(422, "invalid_activity", message, {"problems": problems})
+
+
+async def _load(res: Res, who: Principal, activity_id: str) -> Activity:
+    activity = await res.store.activity(who.tenant_id, activity_id)
+    if activity is None:
+        raise ApiError(404, "activity_not_found", f"no activity '{activity_id}' in your tenant")
+    return activity
+
+
+async def _view(res: Res, activity: Activity) -> ActivityAdminView:
+    return ActivityAdminView(
+        activity=activity,
+        effective_status=activity.effective_status(now_ms()),
+        stock_left=await res.store.stock_left(activity.tenant_id, activity.id),
+    )
+
+
+async def _replace(
+    res: Res,
+    who: Principal,
+    before: Activity,
+    after: Activity,
+    action: str,
+    stock_added: tuple[str, int] | None = None,
+) -> ActivityAdminView:
+    try:
+        await res.store.replace_activity(before, after, who.key_name, action, stock_added)
+    except VersionConflict as exc:
+        raise ApiError(
+            409, "concurrent_change", "the activity changed meanwhile; reload and retry"
+        ) from exc
+    return await _view(res, after)
+
+
+@router.post("/activities", status_code=201, response_model=ActivityAdminView)
+async def create_activity(res: Res, who: Operator, body: ActivityCreate) -> ActivityAdminView:
+    fields: dict[str, Any] = body.model_dump()
+    fields["id"] = body.id or f"act-{uuid.uuid4().hex[:12]}"
+    try:
+        activity = Activity(**fields, tenant_id=who.tenant_id, status="draft")
+    except ValidationError as exc:
+        raise _invalid(exc) from exc
+    if not await res.store.create_activity(activity, who.key_name):
+        raise ApiError(409, "activity_exists", f"activity '{activity.id}' already exists")
+    return await _view(res, activity)
+
+
+@router.get("/activities", response_model=list[ActivityAdminView])
+async def list_activities(res: Res, who: AnyStaff) -> list[ActivityAdminView]:
+    return [await _view(res, a) for a in await res.store.activities(who.tenant_id)]
+
+
+@router.get("/activities/{activity_id}", response_model=ActivityAdminView)
+async def get_activity(res: Res, who: AnyStaff, activity_id: str = ActivityId) -> ActivityAdminView:
+    return await _view(res, await _load(res, who, activity_id))
+
+
+@router.patch("/activities/{activity_id}", response_model=ActivityAdminView)
+async def edit_activity(
+    res: Res, who: Operator, body: ActivityPatch, activity_id: str = ActivityId
+) -> ActivityAdminView:
+    before = await _load(res, who, activity_id)
+    changes = body.model_dump(exclude_unset=True)
+    if not changes:
+        raise ApiError(422, "nothing_to_change", "send at least one field to change")
+    try:
+        after = lifecycle.edit(before, changes, now_ms())
+    except lifecycle.LifecycleError as exc:
+        raise ApiError(409, exc.code, str(exc)) from exc
+    except ValidationError as exc:
+        raise _invalid(exc) from exc
+    return await _replace(res, who, before, after, "activity.edited")
+
+
+@router.post("/activities/{activity_id}/transitions", response_model=ActivityAdminView)
+async def change_status(
+    res: Res, who: Operator, body: Transition, activity_id: str = ActivityId
+) -> ActivityAdminView:
+    before = await _load(res, who, activity_id)
+    try:
+        after = lifecycle.transition(before, body.to, now_ms())
+    except lifecycle.LifecycleError as exc:
+        raise ApiError(409, exc.code, str(exc)) from exc
+    return await _replace(res, who, before, after, f"activity.{body.to}")
+
+
+@router.post("/activities/{activity_id}/stock", response_model=ActivityAdminView)
+async def add_stock(
+    res: Res, who: Operator, body: StockAdd, activity_id: str = ActivityId
+) -> ActivityAdminView:
+    before = await _load(res, who, activity_id)
+    try:
+        after = lifecycle.add_stock(before, body.prize_id, body.add, now_ms())
+    except lifecycle.LifecycleError as exc:
+        raise ApiError(409, exc.code, str(exc)) from exc
+    return await _replace(
+        res, who, before, after, "activity.stock_added", (body.prize_id, body.add)
+    )
+
+
+@router.post("/points/grants", summary="Credit points to a shopper")
+async def grant_points(res: Res, who: Operator, body: PointsGrant) -> JSONResponse:
+    balance = await res.store.grant_points(who.tenant_id, body.user_id, body.amount, who.key_name)
+    return JSONResponse({"user_id": body.user_id, "points": balance})
+
+
+@router.get("/audit", summary="Latest configuration changes of my tenant")
+async def audit(
+    res: Res, who: AnyStaff, limit: int = Query(50, ge=1, le=1000)
+) -> list[dict[str, str]]:
+    return await res.store.audit_log(who.tenant_id, limit)

@@ -1,0 +1,72 @@
+"""Activity lifecycle: draft → scheduled → running ⇄ paused → ended, and what
+may be edited in each state."""
+
+from __future__ import annotations
+
+from domain.activity import Activity, ActivityStatus
+
+TRANSITIONS: dict[ActivityStatus, frozenset[ActivityStatus]] = {
+    "draft": frozenset({"scheduled"}),
+    "scheduled": frozenset({"running", "ended"}),
+    "running": frozenset({"paused", "ended"}),
+    "paused": frozenset({"running", "ended"}),
+    "ended": frozenset(),
+}
+# Fields an operator may change while the activity is live (the pool is frozen;
+# stock is added through its own operation).
+LIVE_EDITABLE = frozenset({"name", "ends_at"})
+
+
+class LifecycleError(ValueError):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def transition(activity: Activity, to: ActivityStatus, at_ms: int) -> Activity:
+    current = activity.effective_status(at_ms)
+    if to not in TRANSITIONS[current]:
+        allowed = ", ".join(sorted(TRANSITIONS[current])) or "none"
+        raise LifecycleError(
+            "invalid_transition",
+            f"cannot go from '{current}' to '{to}' (allowed from '{current}': {allowed})",
+        )
+    return activity.model_copy(update={"status": to, "version": activity.version + 1})
+
+
+def edit(activity: Activity, changes: dict, at_ms: int) -> Activity:
+    """Apply an operator's edit, refusing what the activity's state forbids."""
+    status = activity.effective_status(at_ms)
+    forbidden = {"id", "tenant_id", "status", "version"} & set(changes)
+    if forbidden:
+        raise LifecycleError("field_not_editable", f"cannot edit {', '.join(sorted(forbidden))}")
+    if status == "ended":
+        raise LifecycleError("activity_ended", "an ended activity cannot be edited")
+    if status in ("running", "paused"):
+        frozen = set(changes) - LIVE_EDITABLE
+        if frozen:
+            raise LifecycleError(
+                "activity_live",
+                f"a {status} activity only allows editing {', '.join(sorted(LIVE_EDITABLE))}; "
+                f"pause is not enough to change {', '.join(sorted(frozen))} (add stock with "
+                "POST .../stock)",
+            )
+    body = activity.model_dump()
+    body.update(changes)
+    body["version"] = activity.version + 1
+    return Activity.model_validate(body)
+
+
+def add_stock(activity: Activity, prize_id: str, amount: int, at_ms: int) -> Activity:
+    if activity.effective_status(at_ms) == "ended":
+        raise LifecycleError("activity_ended", "an ended activity cannot get more stock")
+    prize = activity.prize(prize_id)
+    if prize is None:
+        raise LifecycleError("prize_not_found", f"no prize '{prize_id}' in this activity")
+    if prize.stock is None:
+        raise LifecycleError("unlimited_stock", f"prize '{prize_id}' has unlimited stock")
+    prizes = tuple(
+        p.model_copy(update={"stock": p.stock + amount}) if p.id == prize_id else p  # type: ignore[operator]
+        for p in activity.prizes
+    )
+    return activity.model_copy(update={"prizes": prizes, "version": activity.version + 1})
