@@ -23,6 +23,7 @@ from urllib.parse import urlparse
 
 from locust import HttpUser, between, events, task
 from locust.env import Environment
+from locust.exception import StopUser
 
 ACTIVITY = os.environ.get("CARNIVAL_ACTIVITY", "demo-wheel")
 DRAWS_PATH = f"/v1/activities/{ACTIVITY}/draws"
@@ -49,11 +50,17 @@ TOKENS = _load_tokens()
 _NEXT_TOKEN = itertools.cycle(TOKENS)
 
 
-@events.test_start.add_listener
+def _is_loopback(url: str | None) -> bool:
+    return urlparse(url or "").hostname in LOOPBACK
+
+
+@events.init.add_listener
 def _refuse_remote_hosts(environment: Environment, **_kwargs: Any) -> None:
-    host = urlparse(environment.host or "").hostname
-    if host not in LOOPBACK:
-        raise SystemExit(f"refusing to load-test {environment.host!r}: only 127.0.0.1 is allowed")
+    # Checked once at start-up (covers --host and the web UI's default) and again
+    # per simulated user below (the web UI lets one type another host later).
+    target = environment.host or Shopper.host
+    if not _is_loopback(target):
+        raise SystemExit(f"refusing to load-test {target!r}: only 127.0.0.1 is allowed")
 
 
 class Shopper(HttpUser):
@@ -63,6 +70,8 @@ class Shopper(HttpUser):
     wait_time = between(0.05, 0.5)  # a person tapping the wheel, not a tight loop
 
     def on_start(self) -> None:
+        if not _is_loopback(self.host):
+            raise StopUser()
         self.client.headers["Authorization"] = f"Bearer {next(_NEXT_TOKEN)}"
 
     @task

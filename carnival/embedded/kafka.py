@@ -213,10 +213,10 @@ class KafkaServer(ManagedProcess):
             "-Xmx256m",
             "kafka.tools.StorageTool",
             "format",
-            "-t",
-            cluster_id,
-            "-c",
-            str(self.properties_path),
+            # "=" form: a base64 cluster id may start with "-", which argparse
+            # would otherwise read as an option.
+            f"--cluster-id={cluster_id}",
+            f"--config={self.properties_path}",
             "--ignore-formatted",
         ]
         result = subprocess.run(

@@ -23,7 +23,8 @@ from carnival.demo import create_api_key, create_tenant
 from carnival.embedded import free_port
 from carnival.services import ApiService, DispatcherService, StreamsService
 from domain.activity import Activity, Prize
-from domain.ledger_keys import TenantKeys
+from domain.events import request_key
+from domain.ledger_keys import ActivityKeys, TenantKeys
 from domain.tokens import sign_shopper_token
 from domain.topics import DRAW_OUTCOMES
 
@@ -60,19 +61,23 @@ class Tenant:
     api_key: str
     secret: bytes
 
-    def wheel(self, prizes: list[Prize], **overrides: Any) -> Activity:
-        fields: dict[str, Any] = {
-            "id": f"a{uuid.uuid4().hex[:10]}",
-            "tenant_id": self.tenant_id,
-            "name": "Test wheel",
-            "status": "running",
-            "prizes": (*prizes, Prize(id="thanks", name="Thanks", kind="thanks", weight=1)),
-            "fallback_prize_id": "thanks",
-            **overrides,
-        }
-        activity = Activity(**fields)
+    def install(self, **fields: Any) -> Activity:
+        """A running activity written straight to the ledger (the admin API has its own tests)."""
+        activity = Activity(
+            **{
+                "id": f"a{uuid.uuid4().hex[:10]}",
+                "tenant_id": self.tenant_id,
+                "name": "Test activity",
+                "status": "running",
+                **fields,
+            }
+        )
         self.pipeline.ledger.install_activity(activity)
         return activity
+
+    def wheel(self, prizes: list[Prize], **overrides: Any) -> Activity:
+        thanks = Prize(id="thanks", name="Thanks", kind="thanks", weight=1)
+        return self.install(prizes=(*prizes, thanks), fallback_prize_id="thanks", **overrides)
 
     def shopper_headers(self, user_id: str) -> dict[str, str]:
         return {
@@ -82,6 +87,78 @@ class Tenant:
     @property
     def staff_headers(self) -> dict[str, str]:
         return {"X-Api-Key": self.api_key}
+
+
+def storm(
+    pipeline: Pipeline,
+    tenant: Tenant,
+    activity_id: str,
+    jobs: list[tuple[str, str]],
+    concurrency: int = 128,
+) -> dict[str, httpx.Response]:
+    """POST one draw per (user, request id), ``concurrency`` at a time; the
+    replies by request key."""
+
+    async def run() -> dict[str, httpx.Response]:
+        limit = asyncio.Semaphore(concurrency)
+        async with httpx.AsyncClient(base_url=pipeline.url, timeout=60) as client:
+
+            async def one(user: str, rid: str) -> tuple[str, httpx.Response]:
+                async with limit:
+                    reply = await client.post(
+                        f"/v1/activities/{activity_id}/draws",
+                        json={"request_id": rid},
+                        headers=tenant.shopper_headers(user),
+                    )
+                    return request_key(user, rid), reply
+
+            return dict(await asyncio.gather(*(one(u, r) for u, r in jobs)))
+
+    return asyncio.run(run())
+
+
+def ledger_outcomes(pipeline: Pipeline, tenant: Tenant, activity_id: str) -> dict[str, dict]:
+    raw = pipeline.redis.hgetall(ActivityKeys(tenant.tenant_id, activity_id).outcomes)
+    return {k.decode(): orjson.loads(v) for k, v in raw.items()}
+
+
+def reconcile(pipeline: Pipeline, tenant: Tenant, activity_id: str, total: int) -> dict[str, dict]:
+    """Wait until ``total`` requests are decided, then check ledger == outcome
+    events on Kafka == ClickHouse; returns the ledger's outcomes by request key."""
+    wait_for(
+        lambda: pipeline.ledger.totals(tenant.tenant_id, activity_id)["outcomes"] == total,
+        timeout=120,
+        what=f"{total} outcomes in the ledger",
+    )
+    ledger = ledger_outcomes(pipeline, tenant, activity_id)
+    events = outcome_events(pipeline.settings.kafka_bootstrap, activity_id, expected=total)
+    for event in events:  # a re-produced event is the same event, never a new decision
+        assert event == ledger[event["event_id"]]
+    assert {e["event_id"] for e in events} == set(ledger)
+    by_status = {
+        s: sum(o["status"] == s for o in ledger.values()) for s in ("won", "lost", "rejected")
+    }
+    with httpx.Client(base_url=pipeline.url, timeout=30) as http:
+        stats = wait_for(
+            lambda: (
+                (
+                    s := http.get(
+                        f"/v1/stats/activities/{activity_id}", headers=tenant.staff_headers
+                    ).json()
+                )["outcomes"]
+                == total
+                and s
+            ),
+            timeout=30,
+            what="ClickHouse to hold every outcome",
+        )
+    assert (stats["won"], stats["lost"], stats["rejected"]) == (
+        by_status["won"],
+        by_status["lost"],
+        by_status["rejected"],
+    )
+    assert stats["amount_won"] == sum(o["amount"] for o in ledger.values() if o["status"] == "won")
+    return ledger
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.05) -> Any:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import Counter
 
 import httpx
 
 from domain.activity import Prize
-from tests.pipeline.conftest import Pipeline, outcome_events, wait_for
+from tests.pipeline.conftest import Pipeline, outcome_events, storm, wait_for
 
 
 def _stats(http: httpx.Client, tenant, activity_id: str) -> dict:
@@ -58,23 +57,6 @@ def test_same_request_id_yields_one_outcome(pipeline: Pipeline, http: httpx.Clie
     assert pipeline.ledger.totals(tenant.tenant_id, wheel.id)["outcomes"] == 2
 
 
-async def _storm(
-    pipeline: Pipeline, tenant, activity_id: str, users: int, concurrency: int
-) -> list[httpx.Response]:
-    limit = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(base_url=pipeline.url, timeout=60) as client:
-
-        async def one(i: int) -> httpx.Response:
-            async with limit:
-                return await client.post(
-                    f"/v1/activities/{activity_id}/draws",
-                    json={"request_id": f"r{i}"},
-                    headers=tenant.shopper_headers(f"u{i}"),
-                )
-
-        return await asyncio.gather(*(one(i) for i in range(users)))
-
-
 def test_stock_never_exceeded_under_5000_concurrent_draws(
     pipeline: Pipeline, http: httpx.Client
 ) -> None:
@@ -84,10 +66,12 @@ def test_stock_never_exceeded_under_5000_concurrent_draws(
     wheel = tenant.wheel(
         [Prize(id="gold", name="Gold coupon", kind="coupon", weight=9999, stock=50)]
     )
-    replies = asyncio.run(_storm(pipeline, tenant, wheel.id, users=5000, concurrency=256))
-    codes = Counter(r.status_code for r in replies)
+    replies = storm(pipeline, tenant, wheel.id, [(f"u{i}", f"r{i}") for i in range(5000)], 256)
+    codes = Counter(r.status_code for r in replies.values())
     assert set(codes) <= {200, 202}, codes
-    won_now = sum(1 for r in replies if r.status_code == 200 and r.json()["status"] == "won")
+    won_now = sum(
+        1 for r in replies.values() if r.status_code == 200 and r.json()["status"] == "won"
+    )
     assert won_now <= 50
 
     wait_for(

@@ -1,0 +1,122 @@
+"""Lottery invariants on real servers: stock, per-user limits, red envelopes,
+and a SIGKILL of the Ray actor's worker process mid-load."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections import Counter
+from typing import Any
+
+import httpx
+
+from domain.activity import Envelopes, Limits, Prize
+from domain.draw import BUDGET_LEFT, ENVELOPES_LEFT
+from domain.ledger_keys import ActivityKeys, TenantKeys
+from tests.pipeline.conftest import Pipeline, reconcile, storm, wait_for
+
+
+def test_20000_draws_5000_users_stock_500_limit_3(pipeline: Pipeline) -> None:
+    tenant = pipeline.tenant()
+    wheel = tenant.wheel(
+        [Prize(id="p", name="Coupon", kind="coupon", weight=1, stock=500)],
+        limits=Limits(per_user_total=3),
+    )
+    jobs = [(f"u{u}", f"r{k}") for k in range(4) for u in range(5000)]
+    replies = storm(pipeline, tenant, wheel.id, jobs, concurrency=256)
+    codes = Counter(r.status_code for r in replies.values())
+    assert set(codes) <= {200, 202, 409}, codes
+
+    ledger = reconcile(pipeline, tenant, wheel.id, total=20_000)
+    per_user = Counter(o["user_id"] for o in ledger.values() if o["status"] != "rejected")
+    assert max(per_user.values()) == 3 and len(per_user) == 5000
+    assert sum(o["reason"] == "user_limit_reached" for o in ledger.values()) == 5000
+    assert sum(o["status"] == "won" for o in ledger.values()) == 500
+    totals = pipeline.ledger.totals(tenant.tenant_id, wheel.id)
+    assert totals["stock:p"] == 0 and totals["draws"] == 15_000
+    counters = pipeline.redis.hgetall(ActivityKeys(tenant.tenant_id, wheel.id).users)
+    assert {int(v) for v in counters.values()} == {3}
+    print(f"HTTP {dict(codes)}")
+
+
+def test_10000_users_open_1000_red_envelopes(pipeline: Pipeline) -> None:
+    tenant = pipeline.tenant()
+    budget = 1_000_000
+    envelopes = tenant.install(
+        kind="red_envelope",
+        envelopes=Envelopes(budget_cents=budget, count=1000, min_cents=50),
+        limits=Limits(per_user_total=1),
+    )
+    replies = storm(pipeline, tenant, envelopes.id, [(f"u{i}", "open") for i in range(10_000)], 256)
+    codes = Counter(r.status_code for r in replies.values())
+    assert set(codes) <= {200, 202, 409}, codes
+    answered = [r.json()["amount"] for r in replies.values() if r.status_code == 200]
+    assert all(a >= 50 for a in answered) and len(answered) <= 1000
+
+    ledger = reconcile(pipeline, tenant, envelopes.id, total=10_000)
+    opened = [o["amount"] for o in ledger.values() if o["status"] == "won"]
+    assert len(opened) == 1000
+    assert sum(opened) == budget and min(opened) >= 50
+    assert sum(o["reason"] == "sold_out" for o in ledger.values()) == 9000
+    totals = pipeline.ledger.totals(tenant.tenant_id, envelopes.id)
+    assert totals[f"stock:{ENVELOPES_LEFT}"] == 0 and totals[f"stock:{BUDGET_LEFT}"] == 0
+
+
+def _actor_pid(ray_client: Any) -> int:
+    actor = ray_client.get_actor("carnival-pool-0", namespace="carnival-test")
+    return ray_client.get(actor.pid.remote(), timeout=30)
+
+
+def test_actor_worker_sigkill_mid_load(pipeline: Pipeline, ray_client: Any) -> None:
+    """Points cost, per-user limit and stock across a crash of the actor process."""
+    tenant = pipeline.tenant()
+    users, per_user, stock, cost, granted = 800, 3, 150, 10, 25
+    wheel = tenant.wheel(
+        [
+            Prize(id="p", name="Coupon", kind="coupon", weight=1, stock=stock),
+            Prize(id="pts", name="5 points", kind="points", weight=1, points=5),
+        ],
+        limits=Limits(per_user_total=per_user, points_cost=cost),
+    )
+    points = TenantKeys(tenant.tenant_id).points
+    pipeline.redis.hset(points, mapping={f"u{u}": granted for u in range(users)})
+    jobs = [(f"u{u}", f"r{k}") for k in range(per_user) for u in range(users)]
+    replies: dict[str, httpx.Response] = {}
+    runner = threading.Thread(
+        target=lambda: replies.update(storm(pipeline, tenant, wheel.id, jobs))
+    )
+    old_pid = _actor_pid(ray_client)
+    runner.start()
+    wait_for(
+        lambda: pipeline.ledger.totals(tenant.tenant_id, wheel.id)["outcomes"] >= len(jobs) // 5,
+        timeout=60,
+        what="load to be under way",
+    )
+    os.kill(old_pid, signal.SIGKILL)
+    killed_at = pipeline.ledger.totals(tenant.tenant_id, wheel.id)["outcomes"]
+    runner.join(timeout=300)
+    assert not runner.is_alive()
+    assert killed_at < len(jobs), "the kill should land mid-load"
+    assert _actor_pid(ray_client) != old_pid  # Ray restarted the actor
+
+    codes = Counter(r.status_code for r in replies.values())
+    assert set(codes) <= {200, 202, 409}, codes
+    ledger = reconcile(pipeline, tenant, wheel.id, total=len(jobs))
+    for key, reply in replies.items():
+        if reply.status_code == 200:  # acknowledged: kept exactly as answered
+            assert reply.json()["decided_at"] == ledger[key]["occurred_at"]
+    assert (
+        sum(o["prize_id"] == "p" for o in ledger.values())
+        == stock - pipeline.ledger.totals(tenant.tenant_id, wheel.id)["stock:p"]
+    )
+    balances = {k.decode(): int(v) for k, v in pipeline.redis.hgetall(points).items()}
+    for u in range(users):
+        mine = [o for o in ledger.values() if o["user_id"] == f"u{u}"]
+        drawn = [o for o in mine if o["status"] != "rejected"]
+        assert len(drawn) <= per_user
+        won_points = sum(o["amount"] for o in drawn if o["prize_id"] == "pts")
+        assert balances[f"u{u}"] == granted - cost * len(drawn) + won_points >= 0
+        if len(drawn) < per_user:
+            assert any(o["reason"] == "insufficient_points" for o in mine)
+    print(f"actor killed after {killed_at} outcomes; HTTP {dict(codes)}")
