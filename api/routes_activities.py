@@ -23,6 +23,7 @@ from domain.activity import (
     Prize,
     Rules,
 )
+from domain.draw import initial_stock
 from domain.events import now_ms
 
 router = APIRouter(prefix="/v1/admin", tags=["operator"])
@@ -115,9 +116,12 @@ async def _replace(
     after: Activity,
     action: str,
     stock_added: tuple[str, int] | None = None,
+    stock_reset: dict[str, int] | None = None,
 ) -> ActivityAdminView:
     try:
-        await res.store.replace_activity(before, after, who.key_name, action, stock_added)
+        await res.store.replace_activity(
+            before, after, who.key_name, action, stock_added, stock_reset
+        )
     except VersionConflict as exc:
         raise ApiError(
             409, "concurrent_change", "the activity changed meanwhile; reload and retry"
@@ -162,7 +166,9 @@ async def edit_activity(
         raise ApiError(409, exc.code, str(exc)) from exc
     except ValidationError as exc:
         raise _invalid(exc) from exc
-    return await _replace(res, who, before, after, "activity.edited")
+    # Before the activity opens no draw has happened: the ledger's stock follows the edit.
+    reset = initial_stock(after) if lifecycle.not_started(before, now_ms()) else None
+    return await _replace(res, who, before, after, "activity.edited", stock_reset=reset)
 
 
 @router.post("/activities/{activity_id}/transitions", response_model=ActivityAdminView)

@@ -100,9 +100,11 @@ class Store:
         who: str,
         action: str,
         stock_added: tuple[str, int] | None = None,
+        stock_reset: dict[str, int] | None = None,
     ) -> None:
         """Write ``after`` only if the stored config is still ``before`` (same
-        version); stock added goes to the ledger in the same transaction."""
+        version); stock added (live) or the whole stock of a pool that has not
+        started goes to the ledger in the same transaction."""
         keys = ActivityKeys(after.tenant_id, after.id)
         async with self.redis.pipeline(transaction=True) as pipe:
             try:
@@ -114,6 +116,10 @@ class Store:
                 pipe.set(keys.config, after.model_dump_json())
                 if stock_added is not None:
                     pipe.hincrby(keys.stock, *stock_added)
+                if stock_reset is not None:
+                    pipe.delete(keys.stock)
+                    if stock_reset:
+                        pipe.hset(keys.stock, mapping=stock_reset)
                 self._audit(pipe, after.tenant_id, who, action, after.id, after.version)
                 await pipe.execute()
             except WatchError as exc:

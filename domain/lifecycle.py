@@ -24,14 +24,24 @@ class LifecycleError(ValueError):
 
 
 def transition(activity: Activity, to: ActivityStatus, at_ms: int) -> Activity:
+    """The clock moves scheduled activities to running and live ones to ended;
+    an explicit transition to the state the clock already reached just records it."""
     current = activity.effective_status(at_ms)
-    if to not in TRANSITIONS[current]:
+    if to not in TRANSITIONS[current] and not (to == current != activity.status):
         allowed = ", ".join(sorted(TRANSITIONS[current])) or "none"
         raise LifecycleError(
             "invalid_transition",
             f"cannot go from '{current}' to '{to}' (allowed from '{current}': {allowed})",
         )
-    return activity.model_copy(update={"status": to, "version": activity.version + 1})
+    updates: dict = {"status": to, "version": activity.version + 1}
+    if to == "running" and activity.starts_at is not None and activity.starts_at > at_ms:
+        updates["starts_at"] = at_ms  # started early by the operator: the window opens now
+    return activity.model_copy(update=updates)
+
+
+def not_started(activity: Activity, at_ms: int) -> bool:
+    """No draw can have happened yet, so the pool's stock may be rewritten."""
+    return activity.effective_status(at_ms) in ("draft", "scheduled")
 
 
 def edit(activity: Activity, changes: dict, at_ms: int) -> Activity:
