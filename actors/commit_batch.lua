@@ -1,78 +1,117 @@
 -- Commit one batch of decisions for one activity, atomically.
 -- KEYS: 1 stock, 2 users, 3 users today, 4 draws, 5 outcomes, 6 batch marker,
 --       7 tenant points, 8 wins (all share the tenant's hash tag)
--- ARGV: 1 batch_ttl_s, 2 per_user_total, 3 per_user_daily, 4 max_draws,
---       5 day_ttl_s, 6 n entries, 7 n wallets, then n entries of 9:
---         request_key, user_id ('' = rejected, not a draw),
---         stock_field_1, amount_1, stock_field_2, amount_2 ('' = none),
---         points_delta, won ('1'/'0'), outcome
---       then n wallets of 2: user_id, points balance the actor decided with.
+-- ARGV: 1 batch_ttl_s, 2 per_user_total, 3 per_user_daily, 4 max_draws, 5 day_ttl_s,
+--       6 n outcomes, 7 n stock fields, 8 n users, then
+--       n x (request_key, outcome),
+--       s x (stock_field, amount taken),
+--       u x (user_id, draws added, points delta, points balance decided with or '',
+--            request keys won, newline-joined, or '')
 -- Everything is validated before anything is written, so a refused batch
 -- leaves no trace; 'stale' tells the actor its memory drifted from the ledger.
+-- Reads and writes go in chunks (HMGET/HSET with many fields): a redis.call per
+-- request was most of the script's time.
 local batch_ttl = tonumber(ARGV[1])
 local per_user, per_day, max_draws = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local day_ttl = tonumber(ARGV[5])
-local n, wallets = tonumber(ARGV[6]), tonumber(ARGV[7])
-local E, FIRST = 9, 8
-local need, add, seen, draws = {}, {}, {}, 0
-for i = 0, n - 1 do
-  local b = FIRST + i * E
-  local req, user = ARGV[b], ARGV[b + 1]
-  if seen[req] or redis.call('HEXISTS', KEYS[5], req) == 1 then
-    return {'stale', 'decided:' .. req}
-  end
-  seen[req] = true
-  for j = 0, 1 do
-    local field = ARGV[b + 2 + j * 2]
-    if field ~= '' then need[field] = (need[field] or 0) + tonumber(ARGV[b + 3 + j * 2]) end
-  end
-  if user ~= '' then
-    add[user] = (add[user] or 0) + 1
-    draws = draws + 1
+local n, s, u = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local O, S, U = 9, 9 + 2 * n, 9 + 2 * n + 2 * s
+local CHUNK = 500
+
+local function each_chunk(first, count, stride, offset, fn)
+  for c = 0, count - 1, CHUNK do
+    local args = {}
+    for i = c, math.min(c + CHUNK, count) - 1 do args[#args + 1] = ARGV[first + i * stride + offset] end
+    fn(args)
   end
 end
-for field, amount in pairs(need) do
+
+local stale
+local seen = {}
+for i = 0, n - 1 do
+  local req = ARGV[O + i * 2]
+  if seen[req] then return {'stale', 'duplicate:' .. req} end
+  seen[req] = true
+end
+each_chunk(O, n, 2, 0, function(reqs)
+  local found = redis.call('HMGET', KEYS[5], unpack(reqs))
+  for j = 1, #reqs do if found[j] then stale = stale or ('decided:' .. reqs[j]) end end
+end)
+if stale then return {'stale', stale} end
+
+for i = 0, s - 1 do
+  local field, amount = ARGV[S + i * 2], tonumber(ARGV[S + i * 2 + 1])
   if tonumber(redis.call('HGET', KEYS[1], field) or '-1') < amount then
     return {'stale', 'stock:' .. field}
   end
 end
-for user, k in pairs(add) do
-  if per_user > 0 and tonumber(redis.call('HGET', KEYS[2], user) or '0') + k > per_user then
-    return {'stale', 'limit:' .. user}
-  end
-  if per_day > 0 and tonumber(redis.call('HGET', KEYS[3], user) or '0') + k > per_day then
-    return {'stale', 'daily:' .. user}
-  end
+
+local draws, added = 0, {}
+for i = 0, u - 1 do
+  local k = tonumber(ARGV[U + i * 5 + 1])
+  added[ARGV[U + i * 5]] = k
+  draws = draws + k
 end
 if max_draws > 0 and tonumber(redis.call('GET', KEYS[4]) or '0') + draws > max_draws then
   return {'stale', 'max_draws'}
 end
-local wb = FIRST + n * E
-for i = 0, wallets - 1 do
-  local user, expected = ARGV[wb + i * 2], ARGV[wb + i * 2 + 1]
-  if (redis.call('HGET', KEYS[7], user) or '0') ~= expected then
-    return {'stale', 'points:' .. user}
+local function check_counts(key, limit)
+  each_chunk(U, u, 5, 0, function(users)
+    local used = redis.call('HMGET', key, unpack(users))
+    for j = 1, #users do
+      if tonumber(used[j] or '0') + added[users[j]] > limit then
+        stale = stale or ('limit:' .. users[j])
+      end
+    end
+  end)
+end
+if per_user > 0 then check_counts(KEYS[2], per_user) end
+if per_day > 0 then check_counts(KEYS[3], per_day) end
+if stale then return {'stale', stale} end
+for i = 0, u - 1 do
+  local b = U + i * 5
+  if ARGV[b + 3] ~= '' and (redis.call('HGET', KEYS[7], ARGV[b]) or '0') ~= ARGV[b + 3] then
+    return {'stale', 'points:' .. ARGV[b]}
   end
 end
 
-for field, amount in pairs(need) do redis.call('HINCRBY', KEYS[1], field, -amount) end
-for user, k in pairs(add) do
-  redis.call('HINCRBY', KEYS[2], user, k)
-  redis.call('HINCRBY', KEYS[3], user, k)
+for i = 0, s - 1 do redis.call('HINCRBY', KEYS[1], ARGV[S + i * 2], -tonumber(ARGV[S + i * 2 + 1])) end
+local winners, won = {}, {}
+for i = 0, u - 1 do
+  local b = U + i * 5
+  local user, k, delta = ARGV[b], tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2])
+  if k > 0 then
+    redis.call('HINCRBY', KEYS[2], user, k)
+    if per_day > 0 then redis.call('HINCRBY', KEYS[3], user, k) end
+  end
+  if delta ~= 0 then redis.call('HINCRBY', KEYS[7], user, delta) end
+  if ARGV[b + 4] ~= '' then
+    winners[#winners + 1] = user
+    won[#won + 1] = ARGV[b + 4]
+  end
 end
 if draws > 0 then
   redis.call('INCRBY', KEYS[4], draws)
-  redis.call('EXPIRE', KEYS[3], day_ttl)
+  if per_day > 0 then redis.call('EXPIRE', KEYS[3], day_ttl) end
 end
-for i = 0, n - 1 do
-  local b = FIRST + i * E
-  local req, user, delta = ARGV[b], ARGV[b + 1], tonumber(ARGV[b + 6])
-  redis.call('HSET', KEYS[5], req, ARGV[b + 8])
-  if delta ~= 0 then redis.call('HINCRBY', KEYS[7], user, delta) end
-  if ARGV[b + 7] == '1' then
-    local wins = redis.call('HGET', KEYS[8], user)
-    redis.call('HSET', KEYS[8], user, wins and (wins .. '\n' .. req) or req)
+for c = 1, #winners, CHUNK do
+  local users = {unpack(winners, c, math.min(c + CHUNK - 1, #winners))}
+  local before = redis.call('HMGET', KEYS[8], unpack(users))
+  local pairs_ = {}
+  for j = 1, #users do
+    local add = won[c + j - 1]
+    pairs_[#pairs_ + 1] = users[j]
+    pairs_[#pairs_ + 1] = before[j] and (before[j] .. '\n' .. add) or add
   end
+  redis.call('HSET', KEYS[8], unpack(pairs_))
+end
+for c = 0, n - 1, CHUNK do
+  local pairs_ = {}
+  for i = c, math.min(c + CHUNK, n) - 1 do
+    pairs_[#pairs_ + 1] = ARGV[O + i * 2]
+    pairs_[#pairs_ + 1] = ARGV[O + i * 2 + 1]
+  end
+  redis.call('HSET', KEYS[5], unpack(pairs_))
 end
 redis.call('SET', KEYS[6], n, 'EX', batch_ttl)
 return {'ok', tostring(draws)}

@@ -12,7 +12,6 @@ import asyncio
 import logging
 import signal
 import time
-from typing import Any
 
 import orjson
 import ray
@@ -37,7 +36,7 @@ BATCH_SIZE = Histogram(
     buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000),
 )
 ACTOR_CALL = Histogram("carnival_actor_call_seconds", "Actor decide_batch call time")
-DECISIONS = Counter("carnival_decisions_total", "Outcomes produced", ["status"])
+DECISIONS = Counter("carnival_decisions_total", "Outcomes produced")
 BAD_MESSAGES = Counter("carnival_bad_messages_total", "Unparseable request messages skipped")
 RETRIES = Counter("carnival_dispatch_retries_total", "Batches re-sent after a failure")
 LAG = Gauge("carnival_consumer_lag", "Request messages not yet consumed", ["partition"])
@@ -97,34 +96,35 @@ class Dispatcher:
         calls = []
         for tp, records in polled.items():
             batch_id = f"{tp.topic}:{tp.partition}:{records[0].offset}"
-            groups: dict[int, list[dict[str, Any]]] = {}
+            groups: dict[int, list[tuple[DrawRequested, bytes]]] = {}
             for record in records:
                 request = _parse(record)
                 if request is not None:
                     idx = owner_index(request.activity_id, len(self._actors))
-                    groups.setdefault(idx, []).append(request.to_dict())
-            calls += [self._decide(idx, batch_id, reqs) for idx, reqs in groups.items()]
+                    groups.setdefault(idx, []).append((request, record.value))
+            calls += [self._decide(idx, batch_id, group) for idx, group in groups.items()]
         sends = []
         for requests, outcomes in await asyncio.gather(*calls):
-            for request, outcome in zip(requests, outcomes, strict=True):
-                body = orjson.dumps(outcome)
-                key = message_key(outcome["activity_id"])
+            for request, body in zip(requests, outcomes, strict=True):
+                key = message_key(request.activity_id)
                 sends.append(await producer.send(DRAW_OUTCOMES.name, body, key=key))
-                if request["reply_to"]:
-                    reply_key = message_key(request["reply_to"])
+                if request.reply_to:
+                    reply_key = message_key(request.reply_to)
                     sends.append(await producer.send(DRAW_REPLIES.name, body, key=reply_key))
-                DECISIONS.labels(outcome["status"]).inc()
+            DECISIONS.inc(len(outcomes))
         await asyncio.gather(*sends)
 
     async def _decide(
-        self, idx: int, batch_id: str, requests: list[dict[str, Any]]
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        self, idx: int, batch_id: str, group: list[tuple[DrawRequested, bytes]]
+    ) -> tuple[list[DrawRequested], list[bytes]]:
+        requests = [request for request, _ in group]
+        messages = [raw for _, raw in group]
         BATCH_SIZE.observe(len(requests))
         delay = 0.05
         while True:
             started = time.perf_counter()
             try:
-                outcomes = await self._actors[idx].decide_batch.remote(batch_id, requests)
+                outcomes = await self._actors[idx].decide_batch.remote(batch_id, messages)
                 ACTOR_CALL.observe(time.perf_counter() - started)
                 return requests, outcomes
             except (ray.exceptions.RayError, ConnectionError) as exc:

@@ -112,6 +112,19 @@ class Ledger:
         so a concurrent points change makes the batch stale instead of wrong)."""
         keys = ActivityKeys(activity.tenant_id, activity.id)
         limits = activity.limits
+        stock: dict[str, int] = {}
+        users: dict[str, list] = {}  # user -> [draws added, points delta, [request keys won]]
+        outcomes: list[str | bytes] = []
+        for e in entries:
+            outcomes += [e.request_key, e.outcome]
+            for field, amount in e.stock:
+                stock[field] = stock.get(field, 0) + amount
+            if e.user_id:
+                agg = users.setdefault(e.user_id, [0, 0, []])
+                agg[0] += 1
+                agg[1] += e.points_delta
+                if e.won:
+                    agg[2].append(e.request_key)
         args: list[str | bytes | int] = [
             BATCH_MARKER_TTL_S,
             limits.per_user_total,
@@ -119,14 +132,15 @@ class Ledger:
             limits.max_draws,
             DAY_COUNTER_TTL_S,
             len(entries),
-            len(balances),
+            len(stock),
+            len(users),
+            *outcomes,
         ]
-        for e in entries:
-            stock = [*e.stock, ("", 0), ("", 0)][:2]
-            args += [e.request_key, e.user_id, stock[0][0], stock[0][1], stock[1][0], stock[1][1]]
-            args += [e.points_delta, "1" if e.won else "0", e.outcome]
-        for user, balance in balances.items():
-            args += [user, balance]
+        for field, amount in stock.items():
+            args += [field, amount]
+        for user, (draws, delta, won) in users.items():
+            expected = balances.get(user)
+            args += [user, draws, delta, "" if expected is None else expected, "\n".join(won)]
         status, detail = self._commit(
             keys=[
                 keys.stock,

@@ -102,6 +102,7 @@ class PoolState:
     day: int = 0
     user_day_draws: dict[str, int] = field(default_factory=dict)  # for ``day`` only
     total_draws: int = 0
+    _day_ends_at: int = field(default=0, repr=False)  # epoch ms when ``day`` is over
     _tables: dict[int, WeightTable] = field(default_factory=dict, repr=False)
     _blacklist: frozenset[str] = field(default=frozenset(), repr=False)
 
@@ -158,9 +159,8 @@ class PoolState:
         used = self.user_draws.get(user_id, 0)
         if limits.per_user_total and used >= limits.per_user_total:
             return Decision("rejected", reason=REJECT_USER_LIMIT)
-        day = utc_day(at_ms)
-        if day != self.day:
-            self.day, self.user_day_draws = day, {}
+        if not self._day_ends_at - 86_400_000 <= at_ms < self._day_ends_at:
+            self._roll_day(at_ms)
         today = self.user_day_draws.get(user_id, 0)
         if limits.per_user_daily and today >= limits.per_user_daily:
             return Decision("rejected", reason=REJECT_DAILY_LIMIT)
@@ -172,26 +172,24 @@ class PoolState:
             return Decision("rejected", reason=REJECT_NO_POINTS)
 
         if activity.envelopes is not None:
-            decision = self._open_envelope(rng)
+            decision = self._open_envelope(rng, limits.points_cost)
             if decision is None:
                 return Decision("rejected", reason=REJECT_SOLD_OUT)
         else:
-            decision = self._draw_prize(used, balance, rng)
-        decision = Decision(
-            decision.status,
-            decision.prize,
-            decision.reason,
-            decision.amount,
-            decision.points_delta - limits.points_cost,
-            decision.stock,
-        )
+            decision = self._draw_prize(used, balance, rng, limits.points_cost)
         wallet[user_id] = balance + decision.points_delta
         self.user_draws[user_id] = used + 1
         self.user_day_draws[user_id] = today + 1
         self.total_draws += 1
         return decision
 
-    def _open_envelope(self, rng: random.Random) -> Decision | None:
+    def _roll_day(self, at_ms: int) -> None:
+        day = utc_day(at_ms)
+        if day != self.day:  # counters of a new UTC day start at zero, like its ledger key
+            self.day, self.user_day_draws = day, {}
+        self._day_ends_at = (at_ms // 86_400_000 + 1) * 86_400_000
+
+    def _open_envelope(self, rng: random.Random, cost: int) -> Decision | None:
         left = self.stock[ENVELOPES_LEFT]
         if left <= 0:
             return None
@@ -200,9 +198,10 @@ class PoolState:
         amount = next_amount(self.stock[BUDGET_LEFT], left, envelopes.min_cents, rng)
         self.stock[ENVELOPES_LEFT] = left - 1
         self.stock[BUDGET_LEFT] -= amount
-        return Decision("won", amount=amount, stock=((ENVELOPES_LEFT, 1), (BUDGET_LEFT, amount)))
+        taken = ((ENVELOPES_LEFT, 1), (BUDGET_LEFT, amount))
+        return Decision("won", amount=amount, points_delta=-cost, stock=taken)
 
-    def _draw_prize(self, used: int, balance: int, rng: random.Random) -> Decision:
+    def _draw_prize(self, used: int, balance: int, rng: random.Random, cost: int) -> Decision:
         activity = self.activity
         prize = self.table(self.tier_for(used, balance)).pick(rng)
         reason = ""
@@ -218,6 +217,4 @@ class PoolState:
             if left <= 0:
                 self._tables.clear()
         status = "lost" if prize.kind == "thanks" else "won"
-        return Decision(
-            status, prize, reason, amount=prize.points, points_delta=prize.points, stock=taken
-        )
+        return Decision(status, prize, reason, prize.points, prize.points - cost, taken)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import orjson
 import redis
 
 from actors.ledger import Ledger
@@ -30,7 +31,7 @@ def _install(redis_url: str, stock: int, per_user_limit: int = 0) -> Activity:
     return activity
 
 
-def _requests(activity: Activity, users: list[str], tag: str) -> list[dict]:
+def _requests(activity: Activity, users: list[str], tag: str) -> list[bytes]:
     return [
         DrawRequested(
             event_id=request_key(u, tag),
@@ -39,7 +40,7 @@ def _requests(activity: Activity, users: list[str], tag: str) -> list[dict]:
             user_id=u,
             request_id=tag,
             reply_to="",
-        ).to_dict()
+        ).dumps()
         for u in users
     ]
 
@@ -59,7 +60,7 @@ def test_resent_batch_returns_the_same_outcomes(redis_url: str) -> None:
 def test_duplicate_request_inside_one_batch_is_decided_once(redis_url: str) -> None:
     activity = _install(redis_url, stock=5)
     batch = _requests(activity, ["u1", "u1", "u1"], "same")
-    outcomes = PoolHost(redis_url, seed=1).decide_batch("t:0:1", batch)
+    outcomes = [orjson.loads(o) for o in PoolHost(redis_url, seed=1).decide_batch("t:0:1", batch)]
     assert outcomes[0] == outcomes[1] == outcomes[2]
     assert Ledger.from_url(redis_url).totals(activity.tenant_id, activity.id)["draws"] == 1
 
@@ -74,7 +75,7 @@ def test_two_owners_of_one_pool_cannot_oversell(redis_url: str) -> None:
         for host, name in ((a, "a"), (b, "b")):
             users = [f"{name}{round_}-{i}" for i in range(10)]
             outcomes = host.decide_batch(f"t:0:{name}{round_}", _requests(activity, users, "r"))
-            won += sum(o["status"] == "won" for o in outcomes)
+            won += sum(orjson.loads(o)["status"] == "won" for o in outcomes)
     totals = Ledger.from_url(redis_url).totals(activity.tenant_id, activity.id)
     assert won == 10 - totals["stock:p"] == 10
     assert totals["draws"] == 200
@@ -84,7 +85,10 @@ def test_restarted_owner_keeps_per_user_limits(redis_url: str) -> None:
     activity = _install(redis_url, stock=100, per_user_limit=2)
     PoolHost(redis_url).decide_batch("t:0:2", _requests(activity, ["u1", "u2"], "r1"))
     PoolHost(redis_url).decide_batch("t:0:3", _requests(activity, ["u1"], "r2"))
-    outcomes = PoolHost(redis_url).decide_batch("t:0:4", _requests(activity, ["u1", "u2"], "r3"))
+    outcomes = [
+        orjson.loads(o)
+        for o in PoolHost(redis_url).decide_batch("t:0:4", _requests(activity, ["u1", "u2"], "r3"))
+    ]
     assert [o["status"] == "rejected" for o in outcomes] == [True, False]
     assert outcomes[0]["reason"] == "user_limit_reached"
     client = redis.Redis.from_url(redis_url)
@@ -93,7 +97,10 @@ def test_restarted_owner_keeps_per_user_limits(redis_url: str) -> None:
 
 def test_other_tenants_request_touches_nothing(redis_url: str) -> None:
     activity = _install(redis_url, stock=1)
-    foreign = [dict(r, tenant_id="intruder") for r in _requests(activity, ["x"], "r")]
-    outcomes = PoolHost(redis_url).decide_batch("t:0:5", foreign)
+    foreign = [
+        orjson.dumps(dict(orjson.loads(r), tenant_id="intruder"))
+        for r in _requests(activity, ["x"], "r")
+    ]
+    outcomes = [orjson.loads(o) for o in PoolHost(redis_url).decide_batch("t:0:5", foreign)]
     assert outcomes[0]["reason"] == "activity_not_found"
     assert Ledger.from_url(redis_url).totals(activity.tenant_id, activity.id)["outcomes"] == 0
