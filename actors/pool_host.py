@@ -70,7 +70,8 @@ class PoolHost:
             pool = self._pool(key, found.config, day)
             if pool is None:  # nothing recorded: there is no such activity in this tenant
                 return {
-                    r.event_id: results.get(r.event_id) or _unknown(r, batch_id) for r in unique
+                    r["event_id"]: results.get(r["event_id"]) or _unknown(r, batch_id)
+                    for r in unique
                 }
             wallet = dict(found.balances)
             entries: list[Entry] = []
@@ -150,16 +151,5 @@ def _entry(req: Request, decision: Decision, outcome: bytes) -> Entry:
 
 
 def _unknown(req: Request, batch_id: str) -> bytes:
-    return DrawOutcome(
-        event_id=req["event_id"],
-        tenant_id=req["tenant_id"],
-        activity_id=req["activity_id"],
-        user_id=req["user_id"],
-        request_id=req["request_id"],
-        status="rejected",
-        prize_id="",
-        prize_name="",
-        prize_kind="",
-        reason=REJECT_UNKNOWN_ACTIVITY,
-        batch_id=batch_id,
-    ).dumps()
+    decision = Decision("rejected", reason=REJECT_UNKNOWN_ACTIVITY)
+    return _outcome(req, decision, batch_id, now_ms()).dumps()

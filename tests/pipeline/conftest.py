@@ -161,6 +161,34 @@ def reconcile(pipeline: Pipeline, tenant: Tenant, activity_id: str, total: int) 
     return ledger
 
 
+def assert_error(reply: httpx.Response, status: int, code: str) -> dict:
+    """The one error shape, with the expected status and code; returns its body."""
+    assert reply.status_code == status, reply.text
+    body = reply.json()["error"]
+    assert body["code"] == code and body["message"]
+    assert isinstance(body["details"], dict)
+    return body
+
+
+def draw(
+    http: httpx.Client, tenant: Tenant, activity_id: str, user: str, request_id: str | None = None
+) -> httpx.Response:
+    """One draw; a 202 ticket is polled until the outcome is decided."""
+    request_id = request_id or uuid.uuid4().hex
+    headers = tenant.shopper_headers(user)
+    reply = http.post(
+        f"/v1/activities/{activity_id}/draws", json={"request_id": request_id}, headers=headers
+    )
+    if reply.status_code != 202:
+        return reply
+    poll = f"/v1/activities/{activity_id}/draws/{request_id}"
+    return wait_for(
+        lambda: (r := http.get(poll, headers=headers)).status_code != 202 and r,
+        30,
+        f"outcome of {request_id}",
+    )
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.05) -> Any:
     deadline = time.monotonic() + timeout
     while True:

@@ -11,17 +11,9 @@ import httpx
 import pytest
 
 from carnival.demo import create_api_key
-from tests.pipeline.conftest import Pipeline, Tenant, wait_for
+from tests.pipeline.conftest import Pipeline, Tenant, assert_error, draw, wait_for
 
 ADMIN = "/v1/admin"
-
-
-def _error(reply: httpx.Response, status: int, code: str) -> dict:
-    assert reply.status_code == status, reply.text
-    body = reply.json()["error"]
-    assert body["code"] == code and body["message"]
-    assert isinstance(body["details"], dict)
-    return body
 
 
 def _ok(reply: httpx.Response, status: int = 200) -> Any:
@@ -81,25 +73,8 @@ def _transition(http: httpx.Client, tenant: Tenant, activity_id: str, to: str) -
     )
 
 
-def _draw(http: httpx.Client, tenant: Tenant, activity_id: str, user: str) -> httpx.Response:
-    """One draw; a 202 ticket is polled until the outcome is decided."""
-    request_id = uuid.uuid4().hex
-    headers = tenant.shopper_headers(user)
-    reply = http.post(
-        f"/v1/activities/{activity_id}/draws", json={"request_id": request_id}, headers=headers
-    )
-    if reply.status_code != 202:
-        return reply
-    poll = f"/v1/activities/{activity_id}/draws/{request_id}"
-    return wait_for(
-        lambda: (r := http.get(poll, headers=headers)).status_code != 202 and r,
-        30,
-        f"outcome of {request_id}",
-    )
-
-
 def _drawn_prize(http: httpx.Client, tenant: Tenant, activity_id: str, user: str) -> str:
-    body = _ok(_draw(http, tenant, activity_id, user))
+    body = _ok(draw(http, tenant, activity_id, user))
     assert body["status"] in {"won", "lost"}
     return body["prize"]["id"]
 
@@ -122,12 +97,12 @@ def test_create_wheel_starts_as_draft(pipeline: Pipeline, http: httpx.Client) ->
     listed = _ok(http.get(f"{ADMIN}/activities", headers=tenant.staff_headers))
     assert [v["activity"]["id"] for v in listed] == [body["id"]]
 
-    _error(
+    assert_error(
         http.post(f"{ADMIN}/activities", json=body, headers=tenant.staff_headers),
         409,
         "activity_exists",
     )
-    _error(_draw(http, tenant, body["id"], "early-bird"), 409, "activity_not_running")
+    assert_error(draw(http, tenant, body["id"], "early-bird"), 409, "activity_not_running")
 
 
 def test_create_without_id_generates_one(pipeline: Pipeline, http: httpx.Client) -> None:
@@ -147,7 +122,7 @@ def test_create_grid_needs_exactly_eight_cells(pipeline: Pipeline, http: httpx.C
     assert view["stock_left"] == {f"c{i}": 3 for i in range(7)}
 
     seven = _grid_body(7)
-    body = _error(
+    body = assert_error(
         http.post(f"{ADMIN}/activities", json=seven, headers=tenant.staff_headers),
         422,
         "invalid_activity",
@@ -155,7 +130,7 @@ def test_create_grid_needs_exactly_eight_cells(pipeline: Pipeline, http: httpx.C
     problems = body["details"]["problems"]
     assert problems and all({"field", "problem"} <= set(p) for p in problems)
     assert any("8" in p["problem"] for p in problems), problems
-    _error(
+    assert_error(
         http.get(f"{ADMIN}/activities/{seven['id']}", headers=tenant.staff_headers),
         404,
         "activity_not_found",
@@ -177,14 +152,14 @@ def test_create_red_envelope(pipeline: Pipeline, http: httpx.Client) -> None:
     # A budget below count × min fails the body's schema; prizes on envelopes fail
     # the activity's own checks.
     bad = {**body, "id": _id("env"), "envelopes": {"budget_cents": 10, "count": 20}}
-    problems = _error(
+    problems = assert_error(
         http.post(f"{ADMIN}/activities", json=bad, headers=tenant.staff_headers),
         422,
         "invalid_request",
     )["details"]["problems"]
     assert problems[0]["field"].startswith("body.envelopes")
     with_prizes = {**_wheel_body(), "kind": "red_envelope", "envelopes": body["envelopes"]}
-    _error(
+    assert_error(
         http.post(f"{ADMIN}/activities", json=with_prizes, headers=tenant.staff_headers),
         422,
         "invalid_activity",
@@ -202,7 +177,7 @@ def test_invalid_wheels_are_refused(pipeline: Pipeline, http: httpx.Client) -> N
     )
     backwards = _wheel_body(starts_at=_now_ms() + 10_000, ends_at=_now_ms())
     for body in (no_fallback, limited_fallback, backwards):
-        _error(
+        assert_error(
             http.post(f"{ADMIN}/activities", json=body, headers=tenant.staff_headers),
             422,
             "invalid_activity",
@@ -217,9 +192,9 @@ def test_lifecycle_over_http(pipeline: Pipeline, http: httpx.Client) -> None:
     tenant = pipeline.tenant()
     aid = _create(http, tenant, _wheel_body())["activity"]["id"]
 
-    _error(_transition(http, tenant, aid, "paused"), 409, "invalid_transition")
-    _error(_transition(http, tenant, aid, "running"), 409, "invalid_transition")
-    _error(_draw(http, tenant, aid, "u1"), 409, "activity_not_running")
+    assert_error(_transition(http, tenant, aid, "paused"), 409, "invalid_transition")
+    assert_error(_transition(http, tenant, aid, "running"), 409, "invalid_transition")
+    assert_error(draw(http, tenant, aid, "u1"), 409, "activity_not_running")
 
     # Scheduled without a start time: open at once.
     view = _ok(_transition(http, tenant, aid, "scheduled"))
@@ -229,8 +204,8 @@ def test_lifecycle_over_http(pipeline: Pipeline, http: httpx.Client) -> None:
 
     view = _ok(_transition(http, tenant, aid, "paused"))
     assert view["activity"]["status"] == view["effective_status"] == "paused"
-    _error(_draw(http, tenant, aid, "u1"), 409, "activity_not_running")
-    _error(_transition(http, tenant, aid, "scheduled"), 409, "invalid_transition")
+    assert_error(draw(http, tenant, aid, "u1"), 409, "activity_not_running")
+    assert_error(_transition(http, tenant, aid, "scheduled"), 409, "invalid_transition")
 
     view = _ok(_transition(http, tenant, aid, "running"))
     assert view["activity"]["status"] == view["effective_status"] == "running"
@@ -239,15 +214,15 @@ def test_lifecycle_over_http(pipeline: Pipeline, http: httpx.Client) -> None:
 
     view = _ok(_transition(http, tenant, aid, "ended"))
     assert view["activity"]["status"] == view["effective_status"] == "ended"
-    _error(_draw(http, tenant, aid, "u3"), 409, "activity_not_running")
+    assert_error(draw(http, tenant, aid, "u3"), 409, "activity_not_running")
     for to in ("running", "paused", "scheduled", "draft", "ended"):
-        _error(_transition(http, tenant, aid, to), 409, "invalid_transition")
+        assert_error(_transition(http, tenant, aid, to), 409, "invalid_transition")
 
     # Nothing the rejected calls tried was written.
     got = _ok(http.get(f"{ADMIN}/activities/{aid}", headers=tenant.staff_headers))
     assert got["activity"]["status"] == "ended" and got["activity"]["version"] == 5
     assert got["stock_left"] == {"coupon5": 3}
-    _error(
+    assert_error(
         http.post(
             f"{ADMIN}/activities/{aid}/transitions",
             json={"to": "nowhere"},
@@ -265,7 +240,7 @@ def test_scheduled_then_started_early_accepts_draws(pipeline: Pipeline, http: ht
     aid = _create(http, tenant, _wheel_body(starts_at=_now_ms() + 3_600_000))["activity"]["id"]
     view = _ok(_transition(http, tenant, aid, "scheduled"))
     assert view["effective_status"] == "scheduled"
-    _error(_draw(http, tenant, aid, "u1"), 409, "activity_not_running")
+    assert_error(draw(http, tenant, aid, "u1"), 409, "activity_not_running")
 
     view = _ok(_transition(http, tenant, aid, "running"))
     assert view["effective_status"] == "running"
@@ -292,8 +267,8 @@ def test_time_window_by_the_clock(pipeline: Pipeline, http: httpx.Client) -> Non
     oid = _create(http, tenant, over)["activity"]["id"]
     view = _ok(_transition(http, tenant, oid, "scheduled"))
     assert view["effective_status"] == "ended"
-    _error(_draw(http, tenant, oid, "u1"), 409, "activity_not_running")
-    _error(_transition(http, tenant, oid, "running"), 409, "invalid_transition")
+    assert_error(draw(http, tenant, oid, "u1"), 409, "activity_not_running")
+    assert_error(_transition(http, tenant, oid, "running"), 409, "invalid_transition")
     info = _ok(http.get(f"/v1/activities/{oid}", headers=tenant.shopper_headers("u1")))
     assert info["status"] == "ended" and info["me"]["can_draw"] is False
 
@@ -302,11 +277,11 @@ def test_time_window_by_the_clock(pipeline: Pipeline, http: httpx.Client) -> Non
     sid = _create(http, tenant, soon)["activity"]["id"]
     _ok(_transition(http, tenant, sid, "scheduled"))
     wait_for(
-        lambda: _draw(http, tenant, sid, "u2").status_code == 409,
+        lambda: draw(http, tenant, sid, "u2").status_code == 409,
         15,
         "the draw to be refused after ends_at",
     )
-    _error(_draw(http, tenant, sid, "u3"), 409, "activity_not_running")
+    assert_error(draw(http, tenant, sid, "u3"), 409, "activity_not_running")
     got = _ok(http.get(f"{ADMIN}/activities/{sid}", headers=tenant.staff_headers))
     assert got["activity"]["status"] == "scheduled" and got["effective_status"] == "ended"
 
@@ -320,9 +295,11 @@ def test_edit_rules_per_state(pipeline: Pipeline, http: httpx.Client) -> None:
     url = f"{ADMIN}/activities/{aid}"
     headers = tenant.staff_headers
 
-    _error(http.patch(url, json={}, headers=headers), 422, "nothing_to_change")
-    _error(http.patch(url, json={"status": "running"}, headers=headers), 422, "invalid_request")
-    _error(
+    assert_error(http.patch(url, json={}, headers=headers), 422, "nothing_to_change")
+    assert_error(
+        http.patch(url, json={"status": "running"}, headers=headers), 422, "invalid_request"
+    )
+    assert_error(
         http.patch(
             url,
             json={"prizes": [{"id": "only", "name": "O", "kind": "item", "weight": 1}]},
@@ -340,8 +317,10 @@ def test_edit_rules_per_state(pipeline: Pipeline, http: httpx.Client) -> None:
         {"id": "coupon5", "name": "5 off", "kind": "coupon", "weight": 1, "stock": 500},
         {"id": "thanks", "name": "Thanks", "kind": "thanks", "weight": 1},
     ]
-    _error(http.patch(url, json={"prizes": new_prizes}, headers=headers), 409, "activity_live")
-    _error(
+    assert_error(
+        http.patch(url, json={"prizes": new_prizes}, headers=headers), 409, "activity_live"
+    )
+    assert_error(
         http.patch(url, json={"name": "x", "limits": {"per_user_total": 1}}, headers=headers),
         409,
         "activity_live",
@@ -354,13 +333,15 @@ def test_edit_rules_per_state(pipeline: Pipeline, http: httpx.Client) -> None:
 
     # Paused is still live: the pool stays frozen.
     _ok(_transition(http, tenant, aid, "paused"))
-    _error(http.patch(url, json={"prizes": new_prizes}, headers=headers), 409, "activity_live")
+    assert_error(
+        http.patch(url, json={"prizes": new_prizes}, headers=headers), 409, "activity_live"
+    )
     assert _ok(http.patch(url, json={"name": "Paused"}, headers=headers))["activity"]["name"] == (
         "Paused"
     )
 
     _ok(_transition(http, tenant, aid, "ended"))
-    _error(http.patch(url, json={"name": "Too late"}, headers=headers), 409, "activity_ended")
+    assert_error(http.patch(url, json={"name": "Too late"}, headers=headers), 409, "activity_ended")
     got = _ok(http.get(url, headers=headers))
     assert got["activity"]["name"] == "Paused"
 
@@ -437,23 +418,23 @@ def test_add_stock_while_running_reaches_the_actor(pipeline: Pipeline, http: htt
     got = _ok(http.get(f"{ADMIN}/activities/{aid}", headers=tenant.staff_headers))
     assert got["stock_left"] == {"gold": 0}
 
-    _error(
+    assert_error(
         http.post(stock_url, json={"prize_id": "thanks", "add": 1}, headers=tenant.staff_headers),
         409,
         "unlimited_stock",
     )
-    _error(
+    assert_error(
         http.post(stock_url, json={"prize_id": "nope", "add": 1}, headers=tenant.staff_headers),
         409,
         "prize_not_found",
     )
-    _error(
+    assert_error(
         http.post(stock_url, json={"prize_id": "gold", "add": 0}, headers=tenant.staff_headers),
         422,
         "invalid_request",
     )
     _ok(_transition(http, tenant, aid, "ended"))
-    _error(
+    assert_error(
         http.post(stock_url, json={"prize_id": "gold", "add": 1}, headers=tenant.staff_headers),
         409,
         "activity_ended",
@@ -483,13 +464,13 @@ def test_analyst_reads_but_cannot_change(pipeline: Pipeline, http: httpx.Client)
         http.post(f"{url}/stock", json={"prize_id": "coupon5", "add": 1}, headers=analyst),
         http.post(f"{ADMIN}/points/grants", json={"user_id": "u", "amount": 5}, headers=analyst),
     ):
-        _error(reply, 403, "forbidden")
+        assert_error(reply, 403, "forbidden")
     got = _ok(http.get(url, headers=analyst))
     assert got["activity"]["version"] == 1 and got["activity"]["name"] == "Spring wheel"
     assert _ok(http.get(f"{ADMIN}/activities", headers=analyst))[0]["activity"]["id"] == aid
 
-    _error(http.get(f"{ADMIN}/activities"), 401, "missing_api_key")
-    _error(
+    assert_error(http.get(f"{ADMIN}/activities"), 401, "missing_api_key")
+    assert_error(
         http.get(f"{ADMIN}/activities", headers={"X-Api-Key": "ck_nope"}), 401, "invalid_api_key"
     )
 
@@ -505,7 +486,7 @@ def test_other_tenant_cannot_see_or_change(pipeline: Pipeline, http: httpx.Clien
         http.post(f"{url}/transitions", json={"to": "scheduled"}, headers=h),
         http.post(f"{url}/stock", json={"prize_id": "coupon5", "add": 100}, headers=h),
     ):
-        _error(reply, 404, "activity_not_found")
+        assert_error(reply, 404, "activity_not_found")
     assert _ok(http.get(f"{ADMIN}/activities", headers=h)) == []
     assert _ok(http.get(f"{ADMIN}/audit", headers=h)) == []
 
@@ -528,10 +509,10 @@ def test_audit_log_lists_changes_in_order(pipeline: Pipeline, http: httpx.Client
     _ok(http.post(f"{url}/transitions", json={"to": "paused"}, headers=alice))
     _ok(http.post(f"{ADMIN}/points/grants", json={"user_id": "bob", "amount": 3}, headers=alice))
     # Refused changes leave no trace.
-    _error(
+    assert_error(
         http.patch(url, json={"fallback_prize_id": "coupon5"}, headers=alice), 409, "activity_live"
     )
-    _error(_transition(http, tenant, aid, "draft"), 409, "invalid_transition")
+    assert_error(_transition(http, tenant, aid, "draft"), 409, "invalid_transition")
 
     log = _ok(http.get(f"{ADMIN}/audit", headers=tenant.staff_headers))
     newest_first = [(e["who"], e["action"], e["subject"], e["version"]) for e in log]
@@ -549,7 +530,7 @@ def test_audit_log_lists_changes_in_order(pipeline: Pipeline, http: httpx.Client
         _ok(http.get(f"{ADMIN}/audit", params={"limit": 2}, headers=tenant.staff_headers))
         == (log[:2])
     )
-    _error(
+    assert_error(
         http.get(f"{ADMIN}/audit", params={"limit": 0}, headers=tenant.staff_headers),
         422,
         "invalid_request",

@@ -6,15 +6,7 @@ import httpx
 import pytest
 
 from domain.activity import Limits, Prize
-from tests.pipeline.conftest import Pipeline
-
-
-def _error(reply: httpx.Response, status: int, code: str) -> dict:
-    assert reply.status_code == status, reply.text
-    body = reply.json()["error"]
-    assert body["code"] == code and body["message"]
-    assert isinstance(body["details"], dict)
-    return body
+from tests.pipeline.conftest import Pipeline, assert_error
 
 
 @pytest.fixture
@@ -27,10 +19,10 @@ def wheel_and_tenant(pipeline: Pipeline):
 def test_auth_errors(pipeline: Pipeline, http: httpx.Client, wheel_and_tenant) -> None:
     _, wheel = wheel_and_tenant
     url = f"/v1/activities/{wheel.id}/draws"
-    _error(http.post(url), 401, "missing_token")
-    _error(http.post(url, headers={"Authorization": "Bearer nonsense"}), 401, "invalid_token")
-    _error(http.get(f"/v1/stats/activities/{wheel.id}"), 401, "missing_api_key")
-    _error(
+    assert_error(http.post(url), 401, "missing_token")
+    assert_error(http.post(url, headers={"Authorization": "Bearer nonsense"}), 401, "invalid_token")
+    assert_error(http.get(f"/v1/stats/activities/{wheel.id}"), 401, "missing_api_key")
+    assert_error(
         http.get(f"/v1/stats/activities/{wheel.id}", headers={"X-Api-Key": "ck_wrong"}),
         401,
         "invalid_api_key",
@@ -41,32 +33,32 @@ def test_validation_errors(pipeline: Pipeline, http: httpx.Client, wheel_and_ten
     tenant, wheel = wheel_and_tenant
     headers = tenant.shopper_headers("v")
     url = f"/v1/activities/{wheel.id}/draws"
-    body = _error(
+    body = assert_error(
         http.post(url, json={"request_id": "bad id!"}, headers=headers), 422, "invalid_request"
     )
     assert body["details"]["problems"][0]["field"] == "body.request_id"
-    _error(http.post(url, json={"unknown": 1}, headers=headers), 422, "invalid_request")
-    _error(
+    assert_error(http.post(url, json={"unknown": 1}, headers=headers), 422, "invalid_request")
+    assert_error(
         http.post(
             url, content=b"{not json", headers={**headers, "content-type": "application/json"}
         ),
         422,
         "invalid_request",
     )
-    _error(http.get("/no/such/route"), 404, "not_found")
-    _error(http.delete(url, headers=headers), 405, "method_not_allowed")
-    _error(http.get(f"{url}/never-sent", headers=headers), 404, "request_not_found")
+    assert_error(http.get("/no/such/route"), 404, "not_found")
+    assert_error(http.delete(url, headers=headers), 405, "method_not_allowed")
+    assert_error(http.get(f"{url}/never-sent", headers=headers), 404, "request_not_found")
 
 
 def test_tenants_are_isolated(pipeline: Pipeline, http: httpx.Client, wheel_and_tenant) -> None:
     tenant, wheel = wheel_and_tenant
     other = pipeline.tenant()
-    _error(
+    assert_error(
         http.post(f"/v1/activities/{wheel.id}/draws", headers=other.shopper_headers("x")),
         404,
         "activity_not_found",
     )
-    _error(
+    assert_error(
         http.get(f"/v1/stats/activities/{wheel.id}", headers=other.staff_headers),
         404,
         "activity_not_found",
@@ -77,7 +69,7 @@ def test_tenants_are_isolated(pipeline: Pipeline, http: httpx.Client, wheel_and_
 def test_roles_and_shopper_tokens(pipeline: Pipeline, http: httpx.Client, wheel_and_tenant) -> None:
     tenant, wheel = wheel_and_tenant
     analyst = pipeline.tenant(role="analyst")
-    _error(
+    assert_error(
         http.post("/v1/shopper-tokens", json={"user_id": "a"}, headers=analyst.staff_headers),
         403,
         "forbidden",
@@ -96,7 +88,7 @@ def test_paused_activity_is_rejected(pipeline: Pipeline, http: httpx.Client) -> 
     wheel = tenant.wheel(
         [Prize(id="p", name="P", kind="coupon", weight=1, stock=3)], status="paused"
     )
-    _error(
+    assert_error(
         http.post(f"/v1/activities/{wheel.id}/draws", headers=tenant.shopper_headers("p")),
         409,
         "activity_not_running",
@@ -111,7 +103,7 @@ def test_user_limit_is_a_clear_4xx(pipeline: Pipeline, http: httpx.Client) -> No
     headers = tenant.shopper_headers("limited")
     url = f"/v1/activities/{wheel.id}/draws"
     assert http.post(url, json={"request_id": "one"}, headers=headers).status_code == 200
-    body = _error(
+    body = assert_error(
         http.post(url, json={"request_id": "two"}, headers=headers), 409, "user_limit_reached"
     )
     assert body["details"]["request_id"] == "two"

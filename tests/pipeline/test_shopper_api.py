@@ -9,42 +9,15 @@ from typing import Any
 import httpx
 
 from domain.activity import Activity, Envelopes, Limits, Prize, Rules
-from tests.pipeline.conftest import Pipeline, Tenant, wait_for
+from tests.pipeline.conftest import Pipeline, Tenant, assert_error, draw
 
 ADMIN = "/v1/admin"
 GOLD = Prize(id="gold", name="Gold", kind="coupon", weight=1_000_000)  # ~always drawn
 
 
-def _error(reply: httpx.Response, status: int, code: str) -> dict:
-    assert reply.status_code == status, reply.text
-    body = reply.json()["error"]
-    assert body["code"] == code and body["message"]
-    assert isinstance(body["details"], dict)
-    return body
-
-
 def _ok(reply: httpx.Response) -> Any:
     assert reply.status_code == 200, reply.text
     return reply.json()
-
-
-def _draw(
-    http: httpx.Client, tenant: Tenant, activity_id: str, user: str, request_id: str | None = None
-) -> httpx.Response:
-    """One draw; a 202 ticket is polled until the outcome is decided."""
-    request_id = request_id or uuid.uuid4().hex
-    headers = tenant.shopper_headers(user)
-    reply = http.post(
-        f"/v1/activities/{activity_id}/draws", json={"request_id": request_id}, headers=headers
-    )
-    if reply.status_code != 202:
-        return reply
-    poll = f"/v1/activities/{activity_id}/draws/{request_id}"
-    return wait_for(
-        lambda: (r := http.get(poll, headers=headers)).status_code != 202 and r,
-        30,
-        f"outcome of {request_id}",
-    )
 
 
 def _info(http: httpx.Client, tenant: Tenant, activity_id: str, user: str) -> dict[str, Any]:
@@ -98,17 +71,17 @@ def test_info_shows_prizes_and_my_chances(pipeline: Pipeline, http: httpx.Client
         "can_draw": True,
     }
 
-    _ok(_draw(http, tenant, wheel.id, "ann"))
+    _ok(draw(http, tenant, wheel.id, "ann"))
     me = _info(http, tenant, wheel.id, "ann")["me"]
     assert (me["draws"], me["remaining_total"], me["remaining_today"]) == (1, 2, 1)
     assert me["can_draw"] is True
 
-    _ok(_draw(http, tenant, wheel.id, "ann"))
+    _ok(draw(http, tenant, wheel.id, "ann"))
     me = _info(http, tenant, wheel.id, "ann")["me"]
     assert (me["draws"], me["draws_today"]) == (2, 2)
     assert (me["remaining_total"], me["remaining_today"]) == (1, 0)
     assert me["can_draw"] is False
-    _error(_draw(http, tenant, wheel.id, "ann"), 409, "daily_limit_reached")
+    assert_error(draw(http, tenant, wheel.id, "ann"), 409, "daily_limit_reached")
     assert _info(http, tenant, wheel.id, "ann")["me"]["draws"] == 2  # a rejection is no draw
 
     # Another shopper's chances are their own.
@@ -118,7 +91,7 @@ def test_info_shows_prizes_and_my_chances(pipeline: Pipeline, http: httpx.Client
 def test_info_without_limits_is_unlimited(pipeline: Pipeline, http: httpx.Client) -> None:
     tenant = pipeline.tenant()
     wheel = tenant.wheel([GOLD])
-    _ok(_draw(http, tenant, wheel.id, "cy"))
+    _ok(draw(http, tenant, wheel.id, "cy"))
     me = _info(http, tenant, wheel.id, "cy")["me"]
     assert me["remaining_total"] is None and me["remaining_today"] is None
     assert me["draws"] == 1 and me["can_draw"] is True
@@ -131,13 +104,13 @@ def test_info_of_unknown_or_foreign_activity(pipeline: Pipeline, http: httpx.Cli
         f"/v1/activities/{wheel.id}",
         f"/v1/activities/{wheel.id}/prizes/mine",
     ):
-        _error(http.get(url, headers=other.shopper_headers("x")), 404, "activity_not_found")
-    _error(
+        assert_error(http.get(url, headers=other.shopper_headers("x")), 404, "activity_not_found")
+    assert_error(
         http.get("/v1/activities/no-such-thing", headers=tenant.shopper_headers("x")),
         404,
         "activity_not_found",
     )
-    _error(http.get(f"/v1/activities/{wheel.id}"), 401, "missing_token")
+    assert_error(http.get(f"/v1/activities/{wheel.id}"), 401, "missing_token")
 
 
 def test_info_of_paused_activity(pipeline: Pipeline, http: httpx.Client) -> None:
@@ -154,8 +127,8 @@ def test_my_prizes_lists_exactly_my_wins(pipeline: Pipeline, http: httpx.Client)
     tenant = pipeline.tenant()
     # Even odds between a coupon and "thanks" (a loss): both outcomes occur.
     wheel = tenant.wheel([Prize(id="cup", name="Cup", kind="item", weight=1)])
-    outcomes = [_ok(_draw(http, tenant, wheel.id, "eve")) for _ in range(12)]
-    _ok(_draw(http, tenant, wheel.id, "fay"))  # someone else's draw
+    outcomes = [_ok(draw(http, tenant, wheel.id, "eve")) for _ in range(12)]
+    _ok(draw(http, tenant, wheel.id, "fay"))  # someone else's draw
 
     won = {o["request_id"]: o for o in outcomes if o["status"] == "won"}
     assert all(o["prize"]["id"] == "cup" for o in won.values())
@@ -178,8 +151,8 @@ def test_my_prizes_lists_exactly_my_wins(pipeline: Pipeline, http: httpx.Client)
 def test_retry_returns_the_same_outcome(pipeline: Pipeline, http: httpx.Client) -> None:
     tenant = pipeline.tenant()
     wheel = tenant.wheel([Prize(id="cup", name="Cup", kind="item", weight=1, stock=1)])
-    first = _ok(_draw(http, tenant, wheel.id, "hal", request_id="once"))
-    again = _ok(_draw(http, tenant, wheel.id, "hal", request_id="once"))
+    first = _ok(draw(http, tenant, wheel.id, "hal", request_id="once"))
+    again = _ok(draw(http, tenant, wheel.id, "hal", request_id="once"))
     assert again == first
     polled = http.get(
         f"/v1/activities/{wheel.id}/draws/once", headers=tenant.shopper_headers("hal")
@@ -191,21 +164,21 @@ def test_retry_returns_the_same_outcome(pipeline: Pipeline, http: httpx.Client) 
 # -- points -----------------------------------------------------------------------------
 
 
-def test_points_cost_per_draw(pipeline: Pipeline, http: httpx.Client) -> None:
+def test_points_cost_perdraw(pipeline: Pipeline, http: httpx.Client) -> None:
     tenant = pipeline.tenant()
     wheel = tenant.wheel([GOLD], limits=Limits(points_cost=10))
     assert _points(http, tenant, "ivy") == 0
     info = _info(http, tenant, wheel.id, "ivy")
     assert info["points_cost"] == 10 and info["me"]["can_draw"] is False
-    _error(_draw(http, tenant, wheel.id, "ivy"), 409, "insufficient_points")
+    assert_error(draw(http, tenant, wheel.id, "ivy"), 409, "insufficient_points")
 
     assert _grant(http, tenant, "ivy", 25) == 25
     assert _points(http, tenant, "ivy") == 25
     assert _info(http, tenant, wheel.id, "ivy")["me"]["can_draw"] is True
     for left in (15, 5):
-        assert _ok(_draw(http, tenant, wheel.id, "ivy"))["prize"]["id"] in {"gold", "thanks"}
+        assert _ok(draw(http, tenant, wheel.id, "ivy"))["prize"]["id"] in {"gold", "thanks"}
         assert _points(http, tenant, "ivy") == left
-    _error(_draw(http, tenant, wheel.id, "ivy"), 409, "insufficient_points")
+    assert_error(draw(http, tenant, wheel.id, "ivy"), 409, "insufficient_points")
     assert _points(http, tenant, "ivy") == 5
     info = _info(http, tenant, wheel.id, "ivy")
     assert info["me"]["points"] == 5 and info["me"]["draws"] == 2
@@ -213,7 +186,7 @@ def test_points_cost_per_draw(pipeline: Pipeline, http: httpx.Client) -> None:
 
     # Points are per tenant: another merchant's shopper of the same name has none.
     assert _points(http, pipeline.tenant(), "ivy") == 0
-    _error(
+    assert_error(
         http.post(
             f"{ADMIN}/points/grants",
             json={"user_id": "ivy", "amount": 0},
@@ -228,14 +201,14 @@ def test_points_prize_credits_the_balance(pipeline: Pipeline, http: httpx.Client
     tenant = pipeline.tenant()
     bonus = Prize(id="bonus", name="50 points", kind="points", weight=1_000_000, points=50)
     wheel = tenant.wheel([bonus])
-    outcome = _ok(_draw(http, tenant, wheel.id, "jo"))
+    outcome = _ok(draw(http, tenant, wheel.id, "jo"))
     assert outcome["status"] == "won" and outcome["prize"]["id"] == "bonus"
     assert outcome["prize"]["kind"] == "points" and outcome["amount"] == 50
     assert _points(http, tenant, "jo") == 50
 
     # With a cost, the prize's points and the cost net out.
     costly = tenant.wheel([bonus], limits=Limits(points_cost=10))
-    outcome = _ok(_draw(http, tenant, costly.id, "jo"))
+    outcome = _ok(draw(http, tenant, costly.id, "jo"))
     assert outcome["prize"]["id"] == "bonus"
     assert _points(http, tenant, "jo") == 50 - 10 + 50
 
@@ -246,31 +219,31 @@ def test_points_prize_credits_the_balance(pipeline: Pipeline, http: httpx.Client
 def test_blacklisted_user(pipeline: Pipeline, http: httpx.Client) -> None:
     tenant = pipeline.tenant()
     wheel = tenant.wheel([GOLD], rules=Rules(blacklist=("mallory",)))
-    body = _error(_draw(http, tenant, wheel.id, "mallory", "bl-1"), 403, "user_blacklisted")
+    body = assert_error(draw(http, tenant, wheel.id, "mallory", "bl-1"), 403, "user_blacklisted")
     assert body["details"]["request_id"] == "bl-1"
     assert _info(http, tenant, wheel.id, "mallory")["me"]["can_draw"] is False
-    _ok(_draw(http, tenant, wheel.id, "kim"))
+    _ok(draw(http, tenant, wheel.id, "kim"))
     assert _info(http, tenant, wheel.id, "kim")["me"]["can_draw"] is True
     # The rejection is the outcome of that request id: a retry gets it again.
-    _error(_draw(http, tenant, wheel.id, "mallory", "bl-1"), 403, "user_blacklisted")
+    assert_error(draw(http, tenant, wheel.id, "mallory", "bl-1"), 403, "user_blacklisted")
 
 
 def test_daily_limit(pipeline: Pipeline, http: httpx.Client) -> None:
     tenant = pipeline.tenant()
     wheel = tenant.wheel([GOLD], limits=Limits(per_user_daily=2))
-    _ok(_draw(http, tenant, wheel.id, "lou"))
-    _ok(_draw(http, tenant, wheel.id, "lou"))
-    _error(_draw(http, tenant, wheel.id, "lou"), 409, "daily_limit_reached")
-    _ok(_draw(http, tenant, wheel.id, "max"))
+    _ok(draw(http, tenant, wheel.id, "lou"))
+    _ok(draw(http, tenant, wheel.id, "lou"))
+    assert_error(draw(http, tenant, wheel.id, "lou"), 409, "daily_limit_reached")
+    _ok(draw(http, tenant, wheel.id, "max"))
 
 
 def test_activity_max_draws(pipeline: Pipeline, http: httpx.Client) -> None:
     tenant = pipeline.tenant()
     wheel = tenant.wheel([GOLD], limits=Limits(max_draws=3))
     for user in ("ned", "oli", "pat"):
-        _ok(_draw(http, tenant, wheel.id, user))
-    _error(_draw(http, tenant, wheel.id, "quin"), 409, "activity_draws_exhausted")
-    _error(_draw(http, tenant, wheel.id, "ned"), 409, "activity_draws_exhausted")
+        _ok(draw(http, tenant, wheel.id, user))
+    assert_error(draw(http, tenant, wheel.id, "quin"), 409, "activity_draws_exhausted")
+    assert_error(draw(http, tenant, wheel.id, "ned"), 409, "activity_draws_exhausted")
     assert pipeline.ledger.totals(tenant.tenant_id, wheel.id)["draws"] == 3
 
 
@@ -292,14 +265,14 @@ def test_red_envelopes_until_sold_out(pipeline: Pipeline, http: httpx.Client) ->
 
     amounts = []
     for i in range(5):
-        outcome = _ok(_draw(http, tenant, activity.id, f"opener{i}"))
+        outcome = _ok(draw(http, tenant, activity.id, f"opener{i}"))
         assert outcome["status"] == "won" and outcome["prize"] is None
         assert outcome["amount"] > 0 and outcome["amount"] >= envelopes.min_cents
         amounts.append(outcome["amount"])
         assert _info(http, tenant, activity.id, "rae")["envelopes_left"] == 4 - i
     assert sum(amounts) == envelopes.budget_cents
 
-    _error(_draw(http, tenant, activity.id, "late"), 409, "sold_out")
+    assert_error(draw(http, tenant, activity.id, "late"), 409, "sold_out")
     assert _info(http, tenant, activity.id, "late")["me"]["can_draw"] is False
     mine = _ok(
         http.get(
@@ -329,9 +302,9 @@ def test_red_envelope_created_over_http(pipeline: Pipeline, http: httpx.Client) 
         headers=tenant.staff_headers,
     )
     assert _ok(transition)["effective_status"] == "running"
-    first = _ok(_draw(http, tenant, aid, "sam"))["amount"]
-    second = _ok(_draw(http, tenant, aid, "tia"))["amount"]
+    first = _ok(draw(http, tenant, aid, "sam"))["amount"]
+    second = _ok(draw(http, tenant, aid, "tia"))["amount"]
     assert first >= 100 and second >= 100 and first + second == 300
-    _error(_draw(http, tenant, aid, "uma"), 409, "sold_out")
+    assert_error(draw(http, tenant, aid, "uma"), 409, "sold_out")
     view = _ok(http.get(f"{ADMIN}/activities/{aid}", headers=tenant.staff_headers))
     assert view["stock_left"] == {"envelopes": 0, "budget_cents": 0}

@@ -216,7 +216,7 @@ async def test_outcomes_reach_stats(worker: Worker, kafka_bootstrap: str) -> Non
 
         s = await stats()
         assert s["outcomes"] == 25
-        assert s["participants"] == 25
+        assert s["participants"] == 24  # user 4 was only rejected: not a participant
         assert (s["won"], s["lost"], s["rejected"]) == (3, 21, 1)
         assert s["prizes"] == [
             {"prize_id": "p1", "prize_name": "Prize p1", "wins": 2},
