@@ -77,7 +77,7 @@ class CellOut(PrizeOut):
 
 class MyProgress(BaseModel):
     draws: int
-    draws_today: int
+    draws_today: int | None  # counted only when the activity has a daily limit
     remaining_total: int | None  # None = unlimited
     remaining_today: int | None
     points: int
@@ -170,7 +170,7 @@ async def activity_info(res: Res, who: Shopper, activity_id: str = ActivityId) -
         envelopes_left=envelopes_left,
         me=MyProgress(
             draws=mine.draws,
-            draws_today=mine.draws_today,
+            draws_today=mine.draws_today if limits.per_user_daily else None,
             remaining_total=remaining_total,
             remaining_today=remaining_today,
             points=mine.points,

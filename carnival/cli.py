@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 from pathlib import Path
 from urllib.parse import urlparse
@@ -26,6 +27,9 @@ def up() -> None:
     from carnival.embedded import MissingPrerequisite, ProcessFailed
     from carnival.stack import LocalStack
 
+    # SIGTERM (a service manager, `kill`) stops the stack as cleanly as Ctrl-C;
+    # otherwise the supervisor would die and leave its children running.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     stack = LocalStack(get_settings(), report=lambda msg: console.print(f"[cyan]•[/] {msg}"))
     try:
         s = stack.start()

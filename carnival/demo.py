@@ -27,7 +27,9 @@ def demo_activity() -> Activity:
         prizes=(
             Prize(id="coupon-50", name="50 off coupon", kind="coupon", weight=2, stock=20),
             Prize(id="coupon-10", name="10 off coupon", kind="coupon", weight=10, stock=200),
-            Prize(id="points-100", name="100 points", kind="points", weight=30, stock=5000),
+            Prize(
+                id="points-100", name="100 points", kind="points", weight=30, stock=5000, points=100
+            ),
             Prize(id="thanks", name="Thanks for playing", kind="thanks", weight=58),
         ),
         fallback_prize_id="thanks",
