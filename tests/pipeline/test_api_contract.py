@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 
+from carnival.embedded import free_port
+from carnival.services import ApiService
 from domain.activity import Limits, Prize
 from tests.pipeline.conftest import Pipeline, assert_error
 
@@ -120,3 +124,28 @@ def test_health_readiness_and_metrics(pipeline: Pipeline, http: httpx.Client) ->
         f"http://127.0.0.1:{pipeline.settings.dispatcher_metrics_port}/metrics"
     ).text
     assert "carnival_dispatch_batch_size" in dispatcher and "carnival_consumer_lag" in dispatcher
+
+
+def test_a_dependency_that_is_down_is_a_503_with_a_code(
+    pipeline: Pipeline, servers_dir: Path
+) -> None:
+    """An api whose Redis is gone answers 503 with a code, never a 500 or a traceback."""
+    dead_redis = f"redis://127.0.0.1:{free_port()}/0"
+    settings = pipeline.settings.model_copy(
+        update={"redis_url": dead_redis, "api_port": free_port()}
+    )
+    api = ApiService(settings, servers_dir / "api-without-redis")
+    api.start(timeout=120)
+    try:
+        with httpx.Client(base_url=api.url, timeout=30) as client:
+            tenant = pipeline.tenant()
+            reply = client.post(
+                "/v1/activities/any/draws", headers=tenant.shopper_headers("someone")
+            )
+            assert_error(reply, 503, "redis_unavailable")
+            ready = client.get("/readyz")
+            body = assert_error(ready, 503, "not_ready")
+            assert body["details"]["checks"]["redis"]["ok"] is False
+            assert body["details"]["checks"]["kafka"]["ok"] is True
+    finally:
+        api.stop()
