@@ -11,12 +11,12 @@ from contextlib import asynccontextmanager
 import httpx
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
-from fastapi import FastAPI, Request, Response
-from prometheus_client import Counter, Histogram
+from fastapi import FastAPI
 
 from api import routes_activities, routes_admin, routes_draws, routes_ops
 from api.deps import Resources
 from api.errors import install_error_handlers
+from api.metrics import MetricsMiddleware
 from api.replies import ReplyWaiter
 from api.store import Store
 from carnival.config import Settings, get_settings
@@ -24,8 +24,6 @@ from domain.topics import DRAW_REPLIES
 
 log = logging.getLogger("carnival.api")
 
-REQUESTS = Counter("carnival_http_requests_total", "HTTP requests", ["route", "status"])
-LATENCY = Histogram("carnival_http_request_seconds", "HTTP request latency", ["route"])
 STARTUP_WAIT_S = 60.0
 
 
@@ -90,16 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes_activities.router)
     app.include_router(routes_ops.router)
 
-    @app.middleware("http")
-    async def _metrics(request: Request, call_next: Callable[[Request], Awaitable[Response]]):
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        name = getattr(route, "path", "unmatched")
-        LATENCY.labels(name).observe(time.perf_counter() - started)
-        REQUESTS.labels(name, str(response.status_code)).inc()
-        return response
-
+    app.add_middleware(MetricsMiddleware)
     return app
 
 

@@ -32,7 +32,8 @@ class Resources:
     instance_id: str = field(default_factory=lambda: f"api-{uuid.uuid4().hex[:12]}")
 
 
-def resources(request: Request) -> Resources:
+async def resources(request: Request) -> Resources:
+    # async: a sync dependency would cost a thread-pool hop on every request
     return request.app.state.resources
 
 

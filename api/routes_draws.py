@@ -97,10 +97,14 @@ class ActivityView(BaseModel):
     me: MyProgress
 
 
+def no_such_activity(activity_id: str) -> ApiError:
+    return ApiError(404, "activity_not_found", f"no activity '{activity_id}' in your tenant")
+
+
 async def activity_for(res: Res, tenant_id: str, activity_id: str) -> Activity:
     activity = await res.store.activity(tenant_id, activity_id)
     if activity is None:
-        raise ApiError(404, "activity_not_found", f"no activity '{activity_id}' in your tenant")
+        raise no_such_activity(activity_id)
     return activity
 
 
@@ -188,10 +192,11 @@ async def activity_info(res: Res, who: Shopper, activity_id: str = ActivityId) -
 async def draw(
     res: Res, who: Shopper, body: DrawBody | None = None, activity_id: str = ActivityId
 ) -> DrawResult | JSONResponse:
-    activity = await activity_for(res, who.tenant_id, activity_id)
     request_id = (body.request_id if body else None) or uuid.uuid4().hex
     key = request_key(who.user_id, request_id)
-    decided = await res.store.outcome(who.tenant_id, activity_id, key)
+    activity, decided = await res.store.activity_and_outcome(who.tenant_id, activity_id, key)
+    if activity is None:
+        raise no_such_activity(activity_id)
     if decided is not None:
         return answer(decided)
     if not activity.is_open(now_ms()):  # saves a trip; the actor decides the same

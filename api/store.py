@@ -25,6 +25,7 @@ from domain.ledger_keys import (
 from domain.tokens import hash_api_key
 
 PENDING_TTL_S = 86_400
+MAX_CACHED_SECRETS = 100_000
 AUDIT_MAX_LEN = 100_000
 
 
@@ -49,6 +50,9 @@ class Progress:
 class Store:
     def __init__(self, client: aioredis.Redis) -> None:
         self.redis = client
+        # Shopper secrets are set once per tenant and never rotated (yet), so they
+        # are kept after the first read: one Redis round trip less per draw.
+        self._secrets: dict[str, bytes] = {}
 
     # -- identity -------------------------------------------------------------
     async def principal(self, api_key: str) -> Principal | None:
@@ -62,7 +66,12 @@ class Store:
         )
 
     async def shopper_secret(self, tenant_id: str) -> bytes | None:
-        return await self.redis.hget(TenantKeys(tenant_id).record, "shopper_secret")
+        secret = self._secrets.get(tenant_id)
+        if secret is None:
+            secret = await self.redis.hget(TenantKeys(tenant_id).record, "shopper_secret")
+            if secret is not None and len(self._secrets) < MAX_CACHED_SECRETS:
+                self._secrets[tenant_id] = secret
+        return secret
 
     # -- activities -------------------------------------------------------------
     async def activity(self, tenant_id: str, activity_id: str) -> Activity | None:
@@ -146,6 +155,18 @@ class Store:
         return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in rows]
 
     # -- shoppers ---------------------------------------------------------------
+    async def activity_and_outcome(
+        self, tenant_id: str, activity_id: str, request_key: str
+    ) -> tuple[Activity | None, dict | None]:
+        """The activity and the request's outcome if already decided, in one round trip."""
+        keys = ActivityKeys(tenant_id, activity_id)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(keys.config)
+        pipe.hget(keys.outcomes, request_key)
+        config, outcome = await pipe.execute()
+        activity = Activity.model_validate_json(config) if config else None
+        return activity, orjson.loads(outcome) if outcome else None
+
     async def outcome(self, tenant_id: str, activity_id: str, request_key: str) -> dict | None:
         raw = await self.redis.hget(ActivityKeys(tenant_id, activity_id).outcomes, request_key)
         return orjson.loads(raw) if raw else None
