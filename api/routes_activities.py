@@ -25,6 +25,7 @@ from domain.activity import (
 )
 from domain.draw import initial_stock
 from domain.events import now_ms
+from domain.tokens import USER_ID_PATTERN
 
 router = APIRouter(prefix="/v1/admin", tags=["operator"])
 ActivityId = Path(pattern=ID_PATTERN)
@@ -75,7 +76,7 @@ class StockAdd(BaseModel):
 
 class PointsGrant(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    user_id: str = Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")
+    user_id: str = Field(pattern=USER_ID_PATTERN)
     amount: int = Field(gt=0, le=1_000_000_000)
 
 

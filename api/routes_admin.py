@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import AnyStaff, Operator, Res
 from api.errors import ApiError
-from domain.tokens import sign_shopper_token
+from domain.tokens import USER_ID_PATTERN, sign_shopper_token
 
 router = APIRouter(prefix="/v1", tags=["merchant"])
 
@@ -19,7 +19,7 @@ router = APIRouter(prefix="/v1", tags=["merchant"])
 class TokenRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    user_id: str = Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")
+    user_id: str = Field(pattern=USER_ID_PATTERN)
     ttl_s: int = Field(default=86_400, ge=60, le=30 * 86_400)
 
 

@@ -155,7 +155,7 @@ def token(
 
     try:
         print(shopper_token(_redis_url(), tenant, user_id, ttl))
-    except LookupError as exc:
+    except (LookupError, ValueError) as exc:
         console.print(str(exc))
         raise typer.Exit(1) from None
 

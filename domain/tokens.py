@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -40,7 +41,13 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+# No ":" in user ids: a request's ledger key is "<user_id>:<request_id>".
+USER_ID_PATTERN = r"^[A-Za-z0-9_.@-]{1,64}$"
+
+
 def sign_shopper_token(secret: bytes, tenant_id: str, user_id: str, ttl_s: int = 86_400) -> str:
+    if not re.fullmatch(USER_ID_PATTERN, user_id):
+        raise ValueError(f"user id {user_id!r} must match {USER_ID_PATTERN}")
     payload = orjson.dumps({"t": tenant_id, "u": user_id, "exp": int(time.time()) + ttl_s})
     mac = hmac.new(secret, payload, hashlib.sha256).digest()
     return f"{_b64(payload)}.{_b64(mac)}"

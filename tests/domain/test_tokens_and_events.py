@@ -36,6 +36,11 @@ def test_token_with_other_secret_or_tampered_payload_is_refused() -> None:
         verify_shopper_token(SECRET, forged)
 
 
+def test_user_ids_with_a_colon_cannot_get_a_token() -> None:
+    with pytest.raises(ValueError):
+        sign_shopper_token(SECRET, "t1", "a:b")
+
+
 def test_expired_token_is_refused() -> None:
     token = sign_shopper_token(SECRET, "t1", "alice", ttl_s=60)
     with pytest.raises(TokenError) as expired:
