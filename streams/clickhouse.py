@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
+from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,22 +26,8 @@ log = logging.getLogger(__name__)
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 
 DRAW_OUTCOMES_TABLE = "draw_outcomes"
-# Column order of insert_outcomes; ingested_at is left to its DEFAULT.
-OUTCOME_COLUMNS: tuple[str, ...] = (
-    "event_id",
-    "tenant_id",
-    "activity_id",
-    "user_id",
-    "request_id",
-    "status",
-    "prize_id",
-    "prize_name",
-    "prize_kind",
-    "reason",
-    "batch_id",
-    "occurred_at",
-    "amount",
-)
+# One column per DrawOutcome field, in field order; ingested_at is left to its DEFAULT.
+OUTCOME_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(DrawOutcome))
 
 _LINE_COMMENT = re.compile(r"--[^\n]*")
 
@@ -91,22 +78,13 @@ def migrate(client: Client, sql_dir: Path = SQL_DIR) -> list[str]:
 
 
 def _outcome_row(o: DrawOutcome) -> list[Any]:
-    return [
-        o.event_id,
-        o.tenant_id,
-        o.activity_id,
-        o.user_id,
-        o.request_id,
-        o.status,
-        o.prize_id,
-        o.prize_name,
-        o.prize_kind,
-        o.reason,
-        o.batch_id,
-        # Epoch ms -> aware UTC datetime; DateTime64(3) keeps the millis.
-        datetime.fromtimestamp(o.occurred_at / 1000, tz=UTC),
-        o.amount,
-    ]
+    row = [getattr(o, name) for name in OUTCOME_COLUMNS]
+    # Epoch ms -> aware UTC datetime; DateTime64(3) keeps the millis.
+    row[_OCCURRED_AT] = datetime.fromtimestamp(o.occurred_at / 1000, tz=UTC)
+    return row
+
+
+_OCCURRED_AT = OUTCOME_COLUMNS.index("occurred_at")
 
 
 def insert_outcomes(client: Client, outcomes: Sequence[DrawOutcome]) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import fields
 from typing import Any, get_args
 
 from domain.events import DrawOutcome, OutcomeStatus, SchemaError
@@ -18,19 +19,7 @@ from domain.events import DrawOutcome, OutcomeStatus, SchemaError
 log = logging.getLogger("carnival.streams")
 
 _STATUSES = frozenset(get_args(OutcomeStatus))
-_STR_FIELDS = (
-    "event_id",
-    "tenant_id",
-    "activity_id",
-    "user_id",
-    "request_id",
-    "status",
-    "prize_id",
-    "prize_name",
-    "prize_kind",
-    "reason",
-    "batch_id",
-)
+_STR_FIELDS = tuple(f.name for f in fields(DrawOutcome) if f.type == "str")
 # DateTime64(3) range ClickHouse accepts: 1900-01-01 .. 2299-12-31.
 _MIN_MS = -2_208_988_800_000
 _MAX_MS = 10_413_791_999_999
