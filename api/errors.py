@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import redis.exceptions
@@ -19,6 +20,16 @@ class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.details = status, code, message, details
+
+
+def validation_error(code: str, errors: Sequence[Any], whole: str = "body") -> ApiError:
+    """A 422 naming each field that failed (pydantic's ``errors()``) and why;
+    an error about the object as a whole is reported against ``whole``."""
+    problems = [
+        {"field": ".".join(str(p) for p in e["loc"]) or whole, "problem": e["msg"]} for e in errors
+    ]
+    message = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
+    return ApiError(422, code, message, {"problems": problems})
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
@@ -42,11 +53,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [
-            {"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]} for e in exc.errors()
-        ]
-        message = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
-        return _respond(422, "invalid_request", message, {"problems": problems})
+        error = validation_error("invalid_request", exc.errors())
+        return _respond(error.status, error.code, error.message, error.details)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

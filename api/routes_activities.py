@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from fastapi import APIRouter, Path, Query
@@ -10,7 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.deps import AnyStaff, Operator, Res
-from api.errors import ApiError
+from api.errors import ApiError, validation_error
 from api.store import Principal, VersionConflict
 from domain import lifecycle
 from domain.activity import (
@@ -87,12 +89,16 @@ class ActivityAdminView(BaseModel):
 
 
 def _invalid(exc: ValidationError) -> ApiError:
-    problems = [
-        {"field": ".".join(str(p) for p in e["loc"]) or "activity", "problem": e["msg"]}
-        for e in exc.errors()
-    ]
-    message = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
-    return ApiError(422, "invalid_activity", message, {"problems": problems})
+    return validation_error("invalid_activity", exc.errors(), whole="activity")
+
+
+@contextmanager
+def _lifecycle_conflicts() -> Iterator[None]:
+    """What the activity's state forbids is a 409 with the lifecycle's own code."""
+    try:
+        yield
+    except lifecycle.LifecycleError as exc:
+        raise ApiError(409, exc.code, str(exc)) from exc
 
 
 async def _load(res: Res, who: Principal, activity_id: str) -> Activity:
@@ -162,9 +168,8 @@ async def edit_activity(
     if not changes:
         raise ApiError(422, "nothing_to_change", "send at least one field to change")
     try:
-        after = lifecycle.edit(before, changes, now_ms())
-    except lifecycle.LifecycleError as exc:
-        raise ApiError(409, exc.code, str(exc)) from exc
+        with _lifecycle_conflicts():
+            after = lifecycle.edit(before, changes, now_ms())
     except ValidationError as exc:
         raise _invalid(exc) from exc
     # Before the activity opens no draw has happened: the ledger's stock follows the edit.
@@ -177,10 +182,8 @@ async def change_status(
     res: Res, who: Operator, body: Transition, activity_id: str = ActivityId
 ) -> ActivityAdminView:
     before = await _load(res, who, activity_id)
-    try:
+    with _lifecycle_conflicts():
         after = lifecycle.transition(before, body.to, now_ms())
-    except lifecycle.LifecycleError as exc:
-        raise ApiError(409, exc.code, str(exc)) from exc
     return await _replace(res, who, before, after, f"activity.{body.to}")
 
 
@@ -189,10 +192,8 @@ async def add_stock(
     res: Res, who: Operator, body: StockAdd, activity_id: str = ActivityId
 ) -> ActivityAdminView:
     before = await _load(res, who, activity_id)
-    try:
+    with _lifecycle_conflicts():
         after = lifecycle.add_stock(before, body.prize_id, body.add, now_ms())
-    except lifecycle.LifecycleError as exc:
-        raise ApiError(409, exc.code, str(exc)) from exc
     return await _replace(
         res, who, before, after, "activity.stock_added", (body.prize_id, body.add)
     )
