@@ -21,11 +21,11 @@ from prometheus_client import Counter, Gauge, Histogram, start_http_server
 from ray.actor import ActorHandle
 
 from actors.pool_actor import owner_index, pool_actor
-from carnival import logs
-from carnival.config import Settings
 from domain.events import DrawRequested, SchemaError
 from domain.ledger_keys import DISPATCHER_HEARTBEAT
 from domain.topics import DRAW_OUTCOMES, DRAW_REPLIES, DRAW_REQUESTS, message_key
+from runtime import logs
+from runtime.settings import Settings
 
 log = logging.getLogger("carnival.dispatcher")
 

@@ -19,8 +19,8 @@ from api.errors import install_error_handlers
 from api.metrics import MetricsMiddleware
 from api.replies import ReplyWaiter
 from api.store import Store
-from carnival.config import Settings, get_settings
 from domain.topics import DRAW_REPLIES
+from runtime.settings import Settings, get_settings
 
 log = logging.getLogger("carnival.api")
 
@@ -95,7 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def main(settings: Settings) -> None:
     import uvicorn
 
-    from carnival import logs
+    from runtime import logs
 
     logs.configure(settings.log_level)
     uvicorn.run(

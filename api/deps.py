@@ -13,13 +13,13 @@ from fastapi import Depends, Header, Request
 from api.errors import ApiError
 from api.replies import ReplyWaiter
 from api.store import Principal, Store
-from carnival.config import Settings
 from domain.tokens import (
     ShopperClaims,
     TokenError,
     read_unverified_tenant,
     verify_shopper_token,
 )
+from runtime.settings import Settings
 
 
 @dataclass

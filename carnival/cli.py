@@ -13,8 +13,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from carnival.bench import bench_app
-from carnival.config import get_settings
+from carnival.bench.cli import bench_app
+from runtime.settings import get_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 app.add_typer(bench_app, name="bench")

@@ -12,9 +12,10 @@ import httpx
 import orjson
 import redis
 
-from carnival.config import Settings
 from carnival.embedded.process import ManagedProcess
 from domain.ledger_keys import DISPATCHER_HEARTBEAT
+from runtime.ray_env import RAY_ENV
+from runtime.settings import Settings
 
 
 def service_env(settings: Settings) -> dict[str, str]:
@@ -38,8 +39,7 @@ def service_env(settings: Settings) -> dict[str, str]:
             "CARNIVAL_ACTORS": str(settings.actor_count),
             "CARNIVAL_RAY_NAMESPACE": settings.ray_namespace,
             "CARNIVAL_LOG_LEVEL": settings.log_level,
-            "RAY_AUTH_MODE": "disabled",
-            "RAY_USAGE_STATS_ENABLED": "0",
+            **RAY_ENV,
         }
     )
     return env

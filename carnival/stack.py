@@ -17,7 +17,6 @@ from pathlib import Path
 
 import orjson
 
-from carnival.config import Settings
 from carnival.demo import seed_demo
 from carnival.embedded import (
     KafkaServer,
@@ -32,6 +31,7 @@ from carnival.embedded import (
 from carnival.embedded.kafka import ensure_kafka_jars, kafka_libs_dir
 from carnival.services import ApiService, DispatcherService, Service, StreamsService
 from domain.topics import ALL_TOPICS
+from runtime.settings import Settings
 
 log = logging.getLogger("carnival.stack")
 

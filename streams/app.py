@@ -24,9 +24,9 @@ import orjson
 from clickhouse_connect.driver.client import Client
 from faust.web import Request, Response, View
 
-from carnival.config import get_settings
 from domain.events import DrawOutcome
 from domain.topics import DRAW_OUTCOMES
+from runtime.settings import get_settings
 from streams import clickhouse, stats
 from streams.decode import decode_batch
 

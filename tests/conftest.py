@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,9 +21,9 @@ from carnival.embedded.kafka import KafkaServer, create_topics, run_coro_sync
 from carnival.embedded.process import ManagedProcess, free_port
 from carnival.embedded.ray_head import RayHead
 from carnival.embedded.redis import RedisServer
+from runtime.ray_env import set_ray_env
 
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+set_ray_env()
 
 _STARTED: list[ManagedProcess] = []
 

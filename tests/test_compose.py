@@ -2,7 +2,7 @@
 
 Guards the wiring that only breaks at `docker compose up` time: every service
 that runs our code gets the addresses it reads (named exactly as
-carnival/config.py declares them), every address points at a declared service,
+runtime/settings.py declares them), every address points at a declared service,
 Redis keeps its AOF, everything is built from the one Dockerfile, and Grafana's
 provisioning and dashboard files exist and query the right table.
 """
@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from carnival.config import Settings
+from runtime.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from carnival.embedded.process import ManagedProcess, free_port, kill_pids, pid_alive, port_open
+from runtime.ray_env import RAY_ENV
 
 READY_MARK = b"Ray runtime started"
 START_MARK = b"=== "
@@ -81,8 +82,7 @@ class RayHead(ManagedProcess):
     def env(self) -> Mapping[str, str]:
         env = dict(os.environ)
         env.pop("RAY_ADDRESS", None)
-        env["RAY_AUTH_MODE"] = "disabled"
-        env["RAY_USAGE_STATS_ENABLED"] = "0"
+        env.update(RAY_ENV)
         return env
 
     def prepare(self) -> None:

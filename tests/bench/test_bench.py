@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from actors.ledger import Ledger
-from carnival.bench import PATHS, BenchConfig, render, run_bench
+from carnival.bench.draws import PATHS, BenchConfig, render, run_bench
 
 TINY = BenchConfig(draws=2000, batch=100, classic_draws=200, durable_draws=1000, users=500)
 

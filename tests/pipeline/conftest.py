@@ -18,7 +18,6 @@ import redis as redis_lib
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from actors.ledger import Ledger
-from carnival.config import Settings
 from carnival.demo import create_api_key, create_tenant
 from carnival.embedded import free_port
 from carnival.services import ApiService, DispatcherService, StreamsService
@@ -27,6 +26,7 @@ from domain.events import request_key
 from domain.ledger_keys import ActivityKeys, TenantKeys
 from domain.tokens import sign_shopper_token
 from domain.topics import DRAW_OUTCOMES
+from runtime.settings import Settings
 
 
 @dataclass

@@ -1,0 +1,10 @@
+"""The `carnival bench` command group: one sub-command per benchmark module."""
+
+from __future__ import annotations
+
+import typer
+
+from carnival.bench import draws
+
+bench_app = typer.Typer(no_args_is_help=True, help="Measure Carnival's paths on this machine.")
+bench_app.command("draws")(draws.draws_cmd)
