@@ -22,8 +22,8 @@ from ray.actor import ActorHandle
 
 from actors.pool_actor import owner_index, pool_actor
 from domain.events import DrawRequested, SchemaError
-from domain.ledger_keys import DISPATCHER_HEARTBEAT
 from domain.topics import DRAW_OUTCOMES, DRAW_REPLIES, DRAW_REQUESTS, message_key
+from ledger.keys import DISPATCHER_HEARTBEAT
 from runtime import logs
 from runtime.settings import Settings
 

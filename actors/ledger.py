@@ -13,7 +13,7 @@ import redis
 
 from domain.activity import Activity
 from domain.draw import PoolState, initial_stock
-from domain.ledger_keys import ActivityKeys, TenantKeys
+from ledger.keys import ActivityKeys, TenantKeys
 
 BATCH_MARKER_TTL_S = 7 * 86_400
 DAY_COUNTER_TTL_S = 2 * 86_400

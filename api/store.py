@@ -1,6 +1,6 @@
 """What the api reads and writes in Redis: tenants, keys, activities, outcomes, points.
 
-Key names come from ``domain.ledger_keys``; every read is addressed through
+Key names come from ``ledger.keys``; every read is addressed through
 the caller's tenant, so another tenant's data is not even looked up.
 """
 
@@ -16,13 +16,13 @@ from redis.exceptions import WatchError
 
 from domain.activity import Activity
 from domain.draw import initial_stock
-from domain.ledger_keys import (
+from domain.tokens import hash_api_key
+from ledger.keys import (
     DISPATCHER_HEARTBEAT,
     ActivityKeys,
     TenantKeys,
     api_key_key,
 )
-from domain.tokens import hash_api_key
 
 PENDING_TTL_S = 86_400
 MAX_CACHED_SECRETS = 100_000

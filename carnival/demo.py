@@ -10,8 +10,8 @@ import redis
 
 from actors.ledger import Ledger
 from domain.activity import Activity, Limits, Prize
-from domain.ledger_keys import TenantKeys, api_key_key
 from domain.tokens import hash_api_key, new_api_key, new_secret, sign_shopper_token
+from ledger.keys import TenantKeys, api_key_key
 
 DEMO_TENANT = "demo"
 DEMO_ACTIVITY = "demo-wheel"

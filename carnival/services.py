@@ -13,7 +13,7 @@ import orjson
 import redis
 
 from carnival.embedded.process import ManagedProcess
-from domain.ledger_keys import DISPATCHER_HEARTBEAT
+from ledger.keys import DISPATCHER_HEARTBEAT
 from runtime.ray_env import RAY_ENV
 from runtime.settings import Settings
 

@@ -11,7 +11,7 @@ from actors.ledger import Ledger
 from actors.pool_host import PoolHost
 from domain.activity import Activity, Limits, Prize
 from domain.events import DrawRequested, request_key
-from domain.ledger_keys import ActivityKeys
+from ledger.keys import ActivityKeys
 
 
 def _install(redis_url: str, stock: int, per_user_limit: int = 0) -> Activity:

@@ -23,9 +23,9 @@ from carnival.embedded import free_port
 from carnival.services import ApiService, DispatcherService, StreamsService
 from domain.activity import Activity, Prize
 from domain.events import request_key
-from domain.ledger_keys import ActivityKeys, TenantKeys
 from domain.tokens import sign_shopper_token
 from domain.topics import DRAW_OUTCOMES
+from ledger.keys import ActivityKeys, TenantKeys
 from runtime.settings import Settings
 
 

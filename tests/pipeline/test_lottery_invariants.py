@@ -13,7 +13,7 @@ import httpx
 
 from domain.activity import Envelopes, Limits, Prize
 from domain.draw import BUDGET_LEFT, ENVELOPES_LEFT
-from domain.ledger_keys import ActivityKeys, TenantKeys
+from ledger.keys import ActivityKeys, TenantKeys
 from tests.pipeline.conftest import Pipeline, reconcile, storm, wait_for
 
 
