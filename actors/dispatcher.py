@@ -1,45 +1,98 @@
-"""Kafka -> Ray dispatcher: batches in, one actor call per batch, outcomes out.
+"""Kafka -> Ray dispatcher: polls in, one actor call per (partition, actor), results out.
 
-Order per poll: decide (actor commits to the ledger) -> produce outcome events
-and replies -> commit offsets. A crash anywhere re-delivers the batch, and the
-ledger answers a re-delivered request with the outcome already decided, so
-nothing acknowledged is lost and nothing is decided twice.
+Two steps joined by a bounded queue (arroyo-style, STYLE.md):
+
+1. **poll & call** — ``getmany`` on REQUESTS, ``route`` the records to calls
+   (one per partition and actor, at most ``batch_max`` requests each) and start
+   the actor calls; the work goes on the queue. With ``pipeline_depth`` polls
+   in the queue, an actor decides poll N+1 while poll N's ledger commit is in
+   flight.
+2. **produce & commit** — in poll order: await the calls, ``fan_out`` their
+   outcomes and replies, wait for Kafka's acks, and only then commit the
+   poll's offsets.
+
+A crash anywhere re-delivers every poll whose offsets were not committed; the
+actor answers a re-delivered request with the outcome already decided, so
+nothing acknowledged is lost and nothing is decided twice. A call that keeps
+failing past ``CALL_RETRY_DEADLINE_S`` stops the dispatcher (the supervisor
+restarts it, and it resumes from the committed offsets).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
+from dataclasses import dataclass
 
 import orjson
-import ray
 import redis.asyncio as aioredis
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 from ray.actor import ActorHandle
 
-from actors.pool_actor import owner_index, pool_actor
-from domain.events import DrawRequested, SchemaError
-from domain.topics import DRAW_OUTCOMES, DRAW_REPLIES, DRAW_REQUESTS, message_key
-from ledger.keys import DISPATCHER_HEARTBEAT
+from actors.fanout import fan_out
+from actors.owner_actor import owner_actor
+from actors.routing import Call, next_offsets, route
+from domain.road import BatchResult
+from domain.topics import REQUESTS
+from ledger import writes
 from runtime import logs
+from runtime.ray_env import connect
 from runtime.settings import Settings
 
 log = logging.getLogger("carnival.dispatcher")
 
 GROUP_ID = "carnival-dispatcher"
+POLL_TIMEOUT_MS = 100
+# Records per poll; each record carries up to the api's REQUESTS_PER_RECORD requests.
+RECORDS_PER_POLL = 500
+# A call failing for longer than this stops the dispatcher with an error.
+CALL_RETRY_DEADLINE_S = 120.0
+CALL_RETRY_FIRST_S = 0.05
+CALL_RETRY_MAX_S = 2.0
+# How long a rebalance waits for the polls in flight to be produced and committed.
+DRAIN_TIMEOUT_S = 30.0
+HEARTBEAT_EVERY_S = 2.0
+HEARTBEAT_TTL_S = 10
+
 BATCH_SIZE = Histogram(
     "carnival_dispatch_batch_size",
     "Requests per actor call",
     buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000),
 )
 ACTOR_CALL = Histogram("carnival_actor_call_seconds", "Actor decide_batch call time")
-DECISIONS = Counter("carnival_decisions_total", "Outcomes produced")
-BAD_MESSAGES = Counter("carnival_bad_messages_total", "Unparseable request messages skipped")
-RETRIES = Counter("carnival_dispatch_retries_total", "Batches re-sent after a failure")
-LAG = Gauge("carnival_consumer_lag", "Request messages not yet consumed", ["partition"])
+DECISIONS = Counter("carnival_decisions_total", "Requests answered")
+RETRIES = Counter("carnival_dispatch_retries_total", "Actor calls re-sent after a failure")
+LAG = Gauge("carnival_consumer_lag", "Request records not yet consumed", ["partition"])
+IN_FLIGHT = Gauge("carnival_dispatch_polls_in_flight", "Polls decided or deciding, not committed")
+
+
+class CallFailed(RuntimeError):
+    """An actor call kept failing past CALL_RETRY_DEADLINE_S."""
+
+
+@dataclass
+class Work:
+    """One poll on its way: its calls running, its offsets to commit when produced."""
+
+    offsets: dict
+    results: asyncio.Future[list[BatchResult]]
+
+
+class _DrainOnRevoke(ConsumerRebalanceListener):
+    def __init__(self, queue: asyncio.Queue[Work]) -> None:
+        self._queue = queue
+
+    async def on_partitions_revoked(self, revoked: object) -> None:
+        # Produce and commit what was polled before the partitions move on.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queue.join(), DRAIN_TIMEOUT_S)
+
+    async def on_partitions_assigned(self, assigned: object) -> None:
+        return None
 
 
 class Dispatcher:
@@ -53,23 +106,18 @@ class Dispatcher:
 
     async def run(self) -> None:
         s = self.settings
-        if not ray.is_initialized():
-            ray.init(
-                address=s.ray_address or None,
-                namespace=s.ray_namespace,
-                log_to_driver=False,
-                logging_level=logging.WARNING,
-            )
-        self._actors = [pool_actor(i, s.redis_url, s.ray_namespace) for i in range(s.actor_count)]
+        connect(s.ray_address, s.ray_namespace)
+        self._actors = [owner_actor(i, s.redis_url, s.ray_namespace) for i in range(s.actor_count)]
+        queue: asyncio.Queue[Work] = asyncio.Queue(maxsize=max(1, s.pipeline_depth))
         consumer = AIOKafkaConsumer(
-            DRAW_REQUESTS.name,
             bootstrap_servers=s.kafka_bootstrap,
             group_id=GROUP_ID,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            max_poll_records=s.batch_max,
+            max_poll_records=RECORDS_PER_POLL,
             fetch_max_wait_ms=20,
         )
+        consumer.subscribe([REQUESTS.name], listener=_DrainOnRevoke(queue))
         producer = AIOKafkaProducer(
             bootstrap_servers=s.kafka_bootstrap, acks="all", enable_idempotence=True, linger_ms=1
         )
@@ -77,86 +125,95 @@ class Dispatcher:
         await producer.start()
         await consumer.start()
         heartbeat = asyncio.create_task(self._heartbeat(redis, consumer))
-        log.info("dispatcher running: %d actor(s), batch max %d", len(self._actors), s.batch_max)
+        finisher = asyncio.create_task(self._finish(queue, consumer, producer))
+        log.info(
+            "dispatcher running: %d actor(s), %d polls in flight, calls of ≤ %d requests",
+            len(self._actors),
+            queue.maxsize,
+            s.batch_max,
+        )
         try:
-            while not self._stop.is_set():
-                polled = await consumer.getmany(timeout_ms=100, max_records=s.batch_max)
+            while not self._stop.is_set() and not finisher.done():
+                polled = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS)
                 if polled:
-                    await self._dispatch(polled, producer)
-                    await consumer.commit({tp: recs[-1].offset + 1 for tp, recs in polled.items()})
+                    calls = route(polled, len(self._actors), s.batch_max)
+                    work = Work(next_offsets(polled), asyncio.ensure_future(self._decide(calls)))
+                    queued = asyncio.ensure_future(queue.put(work))
+                    # A full queue waits for step 2, unless step 2 has failed.
+                    await asyncio.wait({queued, finisher}, return_when=asyncio.FIRST_COMPLETED)
+                    if not queued.done():
+                        queued.cancel()
+                        break
+                    IN_FLIGHT.set(queue.qsize())
+            if not finisher.done():
+                await asyncio.wait_for(queue.join(), DRAIN_TIMEOUT_S)
         finally:
+            finisher.cancel()
             heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await finisher  # re-raises CallFailed or a Kafka error: the process exits 1
             await consumer.stop()
             await producer.stop()
             await redis.aclose()
 
-    async def _dispatch(
-        self, polled: dict[TopicPartition, list[ConsumerRecord]], producer: AIOKafkaProducer
+    async def _finish(
+        self, queue: asyncio.Queue[Work], consumer: AIOKafkaConsumer, producer: AIOKafkaProducer
     ) -> None:
-        calls = []
-        for tp, records in polled.items():
-            batch_id = f"{tp.topic}:{tp.partition}:{records[0].offset}"
-            groups: dict[int, list[tuple[DrawRequested, bytes]]] = {}
-            for record in records:
-                request = _parse(record)
-                if request is not None:
-                    idx = owner_index(request.activity_id, len(self._actors))
-                    groups.setdefault(idx, []).append((request, record.value))
-            calls += [self._decide(idx, batch_id, group) for idx, group in groups.items()]
-        sends = []
-        for requests, outcomes in await asyncio.gather(*calls):
-            for request, body in zip(requests, outcomes, strict=True):
-                key = message_key(request.activity_id)
-                sends.append(await producer.send(DRAW_OUTCOMES.name, body, key=key))
-                if request.reply_to:
-                    reply_key = message_key(request.reply_to)
-                    sends.append(await producer.send(DRAW_REPLIES.name, body, key=reply_key))
-            DECISIONS.inc(len(outcomes))
-        await asyncio.gather(*sends)
+        """Step 2, in poll order: produce a poll's outcomes and replies, then commit it."""
+        while True:
+            work = await queue.get()
+            results = await work.results
+            acks = []
+            for result in results:
+                for send in fan_out(result):
+                    acks.append(await producer.send(send.topic, send.value, key=send.key))
+                DECISIONS.inc(result.decided)
+            await asyncio.gather(*acks)
+            await consumer.commit(work.offsets)
+            queue.task_done()
+            IN_FLIGHT.set(queue.qsize())
 
-    async def _decide(
-        self, idx: int, batch_id: str, group: list[tuple[DrawRequested, bytes]]
-    ) -> tuple[list[DrawRequested], list[bytes]]:
-        requests = [request for request, _ in group]
-        messages = [raw for _, raw in group]
-        BATCH_SIZE.observe(len(requests))
-        delay = 0.05
+    async def _decide(self, calls: list[Call]) -> list[BatchResult]:
+        return list(await asyncio.gather(*(self._call(call) for call in calls)))
+
+    async def _call(self, call: Call) -> BatchResult:
+        BATCH_SIZE.observe(call.requests)
+        deadline = time.monotonic() + CALL_RETRY_DEADLINE_S
+        delay = CALL_RETRY_FIRST_S
         while True:
             started = time.perf_counter()
             try:
-                outcomes = await self._actors[idx].decide_batch.remote(batch_id, messages)
+                actor = self._actors[call.actor]
+                result = await actor.decide_batch.remote(call.batch_id, call.records)
                 ACTOR_CALL.observe(time.perf_counter() - started)
-                return requests, outcomes
-            except (ray.exceptions.RayError, ConnectionError) as exc:
+                return result
+            except Exception as exc:
                 # The actor restarts (state rebuilt from Redis) or Redis comes back:
                 # the same batch is re-sent and the ledger makes that idempotent.
+                if time.monotonic() + delay > deadline:
+                    raise CallFailed(
+                        f"batch {call.batch_id} failed for {CALL_RETRY_DEADLINE_S:.0f}s: {exc}"
+                    ) from exc
                 RETRIES.inc()
-                log.warning("batch %s failed (%s); retrying in %.2fs", batch_id, exc, delay)
+                log.warning("batch %s failed (%s); retrying in %.2fs", call.batch_id, exc, delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                delay = min(delay * 2, CALL_RETRY_MAX_S)
 
     async def _heartbeat(self, redis: aioredis.Redis, consumer: AIOKafkaConsumer) -> None:
         while True:
             try:
                 await asyncio.gather(*(a.ping.remote() for a in self._actors))
                 body = orjson.dumps({"at": time.time(), "actors": len(self._actors)})
-                await redis.set(DISPATCHER_HEARTBEAT, body, ex=10)
+                pipe = redis.pipeline(transaction=False)
+                writes.dispatcher_heartbeat(pipe, body, HEARTBEAT_TTL_S)
+                await pipe.execute()
                 for tp in consumer.assignment():
                     high = consumer.highwater(tp)
                     if high is not None:
                         LAG.labels(str(tp.partition)).set(high - await consumer.position(tp))
             except Exception as exc:  # a beat is skipped, readiness notices the silence
                 log.warning("heartbeat failed: %s", exc)
-            await asyncio.sleep(2)
-
-
-def _parse(record: ConsumerRecord) -> DrawRequested | None:
-    try:
-        return DrawRequested.loads(record.value)
-    except SchemaError as exc:
-        BAD_MESSAGES.inc()
-        log.error("skipping bad request at %s:%s: %s", record.partition, record.offset, exc)
-        return None
+            await asyncio.sleep(HEARTBEAT_EVERY_S)
 
 
 def main(settings: Settings) -> None:

@@ -17,9 +17,9 @@ from api import routes_activities, routes_admin, routes_draws, routes_ops
 from api.deps import Resources
 from api.errors import install_error_handlers
 from api.metrics import MetricsMiddleware
-from api.replies import ReplyWaiter
-from api.store import Store
-from domain.topics import DRAW_REPLIES
+from api.road import Road
+from domain.topics import REPLIES
+from ledger.store import Store
 from runtime.settings import Settings, get_settings
 
 log = logging.getLogger("carnival.api")
@@ -49,14 +49,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=1
         )
-        replies = ReplyWaiter(settings.kafka_bootstrap)
+        road = Road(producer, settings.kafka_bootstrap)
         await _start_with_retry(producer.start, "kafka")
 
         async def start_replies() -> None:
-            partitions = await producer.partitions_for(DRAW_REPLIES.name)
+            partitions = await producer.partitions_for(REPLIES.name)
             if not partitions:
-                raise RuntimeError(f"topic {DRAW_REPLIES.name} is missing: run init-topics")
-            await replies.start(partitions)
+                raise RuntimeError(f"topic {REPLIES.name} is missing: run init-topics")
+            await road.start(partitions)
 
         await _start_with_retry(start_replies, "kafka replies topic")
         redis = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5)
@@ -65,13 +65,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings=settings,
             store=Store(redis),
             producer=producer,
-            replies=replies,
+            road=road,
             streams=streams,
         )
         try:
             yield
         finally:
-            await replies.stop()
+            await road.stop()
             await producer.stop()
             await streams.aclose()
             await redis.aclose()
@@ -107,4 +107,6 @@ def main(settings: Settings) -> None:
         http="httptools",
         log_config=None,
         access_log=False,
+        # Each worker is its own instance on the road: own producer, own replies.
+        workers=settings.api_workers,
     )

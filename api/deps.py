@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated
 
 import httpx
@@ -11,14 +10,14 @@ from aiokafka import AIOKafkaProducer
 from fastapi import Depends, Header, Request
 
 from api.errors import ApiError
-from api.replies import ReplyWaiter
-from api.store import Principal, Store
+from api.road import Road
 from domain.tokens import (
     ShopperClaims,
     TokenError,
     read_unverified_tenant,
     verify_shopper_token,
 )
+from ledger.store import Principal, Store
 from runtime.settings import Settings
 
 
@@ -27,9 +26,8 @@ class Resources:
     settings: Settings
     store: Store
     producer: AIOKafkaProducer
-    replies: ReplyWaiter
+    road: Road
     streams: httpx.AsyncClient
-    instance_id: str = field(default_factory=lambda: f"api-{uuid.uuid4().hex[:12]}")
 
 
 async def resources(request: Request) -> Resources:

@@ -32,6 +32,11 @@ def validation_error(code: str, errors: Sequence[Any], whole: str = "body") -> A
     return ApiError(422, code, message, {"problems": problems})
 
 
+def activity_not_found(activity_id: str) -> ApiError:
+    """Also what another tenant's activity looks like: the same 404, nothing more."""
+    return ApiError(404, "activity_not_found", f"no activity '{activity_id}' in your tenant")
+
+
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 

@@ -12,11 +12,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.deps import AnyStaff, Operator, Res
-from api.errors import ApiError, validation_error
-from api.store import Principal, VersionConflict
+from api.errors import ApiError, activity_not_found, validation_error
 from domain import lifecycle
 from domain.activity import (
-    ID_PATTERN,
     Activity,
     ActivityKind,
     ActivityStatus,
@@ -25,9 +23,9 @@ from domain.activity import (
     Prize,
     Rules,
 )
-from domain.draw import initial_stock
 from domain.events import now_ms
-from domain.tokens import USER_ID_PATTERN
+from domain.ids import ID_PATTERN, USER_ID_PATTERN
+from ledger.store import Principal, VersionConflict
 
 router = APIRouter(prefix="/v1/admin", tags=["operator"])
 ActivityId = Path(pattern=ID_PATTERN)
@@ -104,7 +102,7 @@ def _lifecycle_conflicts() -> Iterator[None]:
 async def _load(res: Res, who: Principal, activity_id: str) -> Activity:
     activity = await res.store.activity(who.tenant_id, activity_id)
     if activity is None:
-        raise ApiError(404, "activity_not_found", f"no activity '{activity_id}' in your tenant")
+        raise activity_not_found(activity_id)
     return activity
 
 
@@ -123,7 +121,7 @@ async def _replace(
     after: Activity,
     action: str,
     stock_added: tuple[str, int] | None = None,
-    stock_reset: dict[str, int] | None = None,
+    stock_reset: bool = False,
 ) -> ActivityAdminView:
     try:
         await res.store.replace_activity(
@@ -173,7 +171,7 @@ async def edit_activity(
     except ValidationError as exc:
         raise _invalid(exc) from exc
     # Before the activity opens no draw has happened: the ledger's stock follows the edit.
-    reset = initial_stock(after) if lifecycle.not_started(before, now_ms()) else None
+    reset = lifecycle.not_started(before, now_ms())
     return await _replace(res, who, before, after, "activity.edited", stock_reset=reset)
 
 

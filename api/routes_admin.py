@@ -10,8 +10,9 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import AnyStaff, Operator, Res
-from api.errors import ApiError
-from domain.tokens import USER_ID_PATTERN, sign_shopper_token
+from api.errors import ApiError, activity_not_found
+from domain.ids import ID_PATTERN, USER_ID_PATTERN
+from domain.tokens import sign_shopper_token
 
 router = APIRouter(prefix="/v1", tags=["merchant"])
 
@@ -40,10 +41,10 @@ async def issue_shopper_token(res: Res, who: Operator, body: TokenRequest) -> To
 
 @router.get("/stats/activities/{activity_id}", summary="Live figures of one activity")
 async def activity_stats(
-    res: Res, who: AnyStaff, activity_id: str = Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    res: Res, who: AnyStaff, activity_id: str = Path(pattern=ID_PATTERN)
 ) -> dict[str, Any]:
     if await res.store.activity(who.tenant_id, activity_id) is None:
-        raise ApiError(404, "activity_not_found", f"no activity '{activity_id}' in your tenant")
+        raise activity_not_found(activity_id)
     try:
         reply = await res.streams.get(
             f"/internal/stats/activities/{activity_id}", params={"tenant_id": who.tenant_id}

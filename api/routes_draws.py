@@ -2,26 +2,27 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Path
+import orjson
+from fastapi import APIRouter, Path, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Res, Shopper
-from api.errors import ApiError
+from api.errors import ApiError, activity_not_found
 from domain import draw as rules
 from domain.activity import Activity
-from domain.draw import utc_day
-from domain.events import DrawRequested, now_ms, request_key
-from domain.topics import DRAW_REQUESTS, message_key
+from domain.draw import ENVELOPES_LEFT, rejection, utc_day
+from domain.events import now_ms, request_key
+from domain.ids import ID_PATTERN, REQUEST_ID_PATTERN
+from domain.road import DRAW
 
 router = APIRouter(prefix="/v1", tags=["shopper"])
 
-ActivityId = Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-RequestId = Path(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+ActivityId = Path(pattern=ID_PATTERN)
+RequestId = Path(pattern=REQUEST_ID_PATTERN)
 
 # Every rejection the actor can decide: HTTP status and a message a shopper can act on.
 REJECTIONS: dict[str, tuple[int, str]] = {
@@ -35,7 +36,7 @@ REJECTIONS: dict[str, tuple[int, str]] = {
     rules.REJECT_ACTIVITY_EXHAUSTED: (409, "the activity has reached its maximum number of draws"),
     rules.REJECT_NO_POINTS: (409, "not enough points for a draw; earn points and try again"),
     rules.REJECT_SOLD_OUT: (409, "all red envelopes have been opened"),
-    "activity_not_found": (404, "the activity no longer exists"),
+    rules.REJECT_UNKNOWN_ACTIVITY: (404, "there is no such activity in your tenant"),
 }
 
 
@@ -44,7 +45,7 @@ class DrawBody(BaseModel):
 
     request_id: str | None = Field(
         default=None,
-        pattern=r"^[A-Za-z0-9_.:-]{1,64}$",
+        pattern=REQUEST_ID_PATTERN,
         description="Idempotency key: a retry with the same id returns the same outcome.",
     )
 
@@ -97,36 +98,41 @@ class ActivityView(BaseModel):
     me: MyProgress
 
 
-def no_such_activity(activity_id: str) -> ApiError:
-    return ApiError(404, "activity_not_found", f"no activity '{activity_id}' in your tenant")
-
-
 async def activity_for(res: Res, tenant_id: str, activity_id: str) -> Activity:
     activity = await res.store.activity(tenant_id, activity_id)
     if activity is None:
-        raise no_such_activity(activity_id)
+        raise activity_not_found(activity_id)
     return activity
 
 
-def answer(outcome: dict[str, Any]) -> DrawResult:
+def result(outcome: dict[str, Any]) -> dict[str, Any]:
+    """The shopper's view of an outcome event (a rejection raises its 4xx)."""
     if outcome["status"] == "rejected":
         reason = outcome["reason"]
         status, message = REJECTIONS.get(reason, (409, "the draw was rejected"))
         raise ApiError(status, reason, message, {"request_id": outcome["request_id"]})
     prize = None
     if outcome["prize_id"]:
-        prize = PrizeOut(
-            id=outcome["prize_id"], name=outcome["prize_name"], kind=outcome["prize_kind"]
-        )
-    return DrawResult(
-        request_id=outcome["request_id"],
-        activity_id=outcome["activity_id"],
-        status=outcome["status"],
-        prize=prize,
-        amount=outcome.get("amount", 0),
-        reason=outcome["reason"],
-        decided_at=outcome["occurred_at"],
-    )
+        prize = {
+            "id": outcome["prize_id"],
+            "name": outcome["prize_name"],
+            "kind": outcome["prize_kind"],
+        }
+    return {
+        "request_id": outcome["request_id"],
+        "activity_id": outcome["activity_id"],
+        "status": outcome["status"],
+        "prize": prize,
+        "amount": outcome.get("amount", 0),
+        "reason": outcome["reason"],
+        "decided_at": outcome["occurred_at"],
+    }
+
+
+def answer(outcome: dict[str, Any]) -> Response:
+    # Serialised here, not through the response model: the draw is the hot path,
+    # and the body is the documented DrawResult.
+    return Response(orjson.dumps(result(outcome)), media_type="application/json")
 
 
 def _ticket(activity_id: str, request_id: str) -> JSONResponse:
@@ -146,18 +152,17 @@ async def activity_info(res: Res, who: Shopper, activity_id: str = ActivityId) -
     remaining_today = (
         max(0, limits.per_user_daily - mine.draws_today) if limits.per_user_daily else None
     )
-    envelopes_left = None
-    if activity.envelopes is not None:
-        envelopes_left = (await res.store.stock_left(who.tenant_id, activity_id)).get(
-            rules.ENVELOPES_LEFT, 0
-        )
-    can_draw = (
-        activity.is_open(at)
-        and who.user_id not in activity.rules.blacklist
-        and remaining_total != 0
-        and remaining_today != 0
-        and mine.points >= limits.points_cost
-        and envelopes_left != 0
+    envelopes_left = mine.stock.get(ENVELOPES_LEFT, 0) if activity.envelopes else None
+    can_draw = not rejection(
+        activity,
+        activity.rules.blacklist,
+        who.user_id,
+        at,
+        mine.draws,
+        mine.draws_today,
+        mine.total_draws,
+        mine.points,
+        envelopes_left,
     )
     return ActivityView(
         id=activity.id,
@@ -191,40 +196,17 @@ async def activity_info(res: Res, who: Shopper, activity_id: str = ActivityId) -
 )
 async def draw(
     res: Res, who: Shopper, body: DrawBody | None = None, activity_id: str = ActivityId
-) -> DrawResult | JSONResponse:
+) -> Response:
+    # No ledger read here: the actor answers unknown activities and retries itself.
     request_id = (body.request_id if body else None) or uuid.uuid4().hex
-    key = request_key(who.user_id, request_id)
-    activity, decided = await res.store.activity_and_outcome(who.tenant_id, activity_id, key)
-    if activity is None:
-        raise no_such_activity(activity_id)
-    if decided is not None:
-        return answer(decided)
-    if not activity.is_open(now_ms()):  # saves a trip; the actor decides the same
-        status, message = REJECTIONS[rules.REJECT_NOT_RUNNING]
-        raise ApiError(status, rules.REJECT_NOT_RUNNING, message, {"request_id": request_id})
-    waiter = res.replies.expect(key)
-    event = DrawRequested(
-        event_id=key,
-        tenant_id=who.tenant_id,
-        activity_id=activity_id,
-        user_id=who.user_id,
-        request_id=request_id,
-        reply_to=res.instance_id,
+    timeout_s = res.settings.reply_timeout_ms / 1000
+    outcome = await res.road.ask(
+        DRAW, who.tenant_id, activity_id, who.user_id, request_id, timeout_s
     )
-    try:
-        await res.producer.send_and_wait(
-            DRAW_REQUESTS.name, event.dumps(), key=message_key(activity_id)
-        )
-        outcome = await asyncio.wait_for(
-            asyncio.shield(waiter), res.settings.reply_timeout_ms / 1000
-        )
-    except TimeoutError:
-        res.replies.forget(key)
+    if outcome is None:  # queued on Kafka, not decided yet: the client polls
+        key = request_key(who.user_id, request_id)
         await res.store.mark_pending(who.tenant_id, activity_id, key)
         return _ticket(activity_id, request_id)
-    except BaseException:
-        res.replies.forget(key)
-        raise
     return answer(outcome)
 
 
@@ -236,7 +218,7 @@ async def draw(
 )
 async def draw_outcome(
     res: Res, who: Shopper, activity_id: str = ActivityId, request_id: str = RequestId
-) -> DrawResult | JSONResponse:
+) -> Response:
     await activity_for(res, who.tenant_id, activity_id)
     key = request_key(who.user_id, request_id)
     decided = await res.store.outcome(who.tenant_id, activity_id, key)
@@ -254,7 +236,10 @@ async def draw_outcome(
 )
 async def my_prizes(res: Res, who: Shopper, activity_id: str = ActivityId) -> list[DrawResult]:
     await activity_for(res, who.tenant_id, activity_id)
-    return [answer(o) for o in await res.store.wins(who.tenant_id, activity_id, who.user_id)]
+    return [
+        DrawResult(**result(o))
+        for o in await res.store.wins(who.tenant_id, activity_id, who.user_id)
+    ]
 
 
 class PointsOut(BaseModel):

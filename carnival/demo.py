@@ -6,12 +6,10 @@ import os
 from pathlib import Path
 
 import orjson
-import redis
 
-from actors.ledger import Ledger
 from domain.activity import Activity, Limits, Prize
-from domain.tokens import hash_api_key, new_api_key, new_secret, sign_shopper_token
-from ledger.keys import TenantKeys, api_key_key
+from domain.tokens import sign_shopper_token
+from ledger.admin import SyncLedger
 
 DEMO_TENANT = "demo"
 DEMO_ACTIVITY = "demo-wheel"
@@ -37,21 +35,6 @@ def demo_activity() -> Activity:
     )
 
 
-def create_tenant(client: redis.Redis, tenant_id: str, name: str) -> None:
-    """Idempotent: an existing tenant keeps its shopper secret."""
-    record = TenantKeys(tenant_id).record
-    client.hsetnx(record, "name", name)
-    client.hsetnx(record, "shopper_secret", new_secret())
-
-
-def create_api_key(client: redis.Redis, tenant_id: str, role: str, name: str) -> str:
-    key = new_api_key()
-    client.hset(
-        api_key_key(hash_api_key(key)), mapping={"tenant_id": tenant_id, "role": role, "name": name}
-    )
-    return key
-
-
 def credentials_path(data_dir: Path) -> Path:
     return data_dir / "demo-credentials.json"
 
@@ -59,34 +42,34 @@ def credentials_path(data_dir: Path) -> Path:
 def seed_demo(redis_url: str, data_dir: Path) -> dict[str, str]:
     """Create the demo tenant and activity; the admin key's plaintext is kept
     only in the data directory (0600), Redis holds its hash."""
-    client = redis.Redis.from_url(redis_url)
+    ledger = SyncLedger.from_url(redis_url)
     try:
-        create_tenant(client, DEMO_TENANT, "Demo shop")
-        Ledger(client).install_activity(demo_activity())
+        ledger.create_tenant(DEMO_TENANT, "Demo shop")
+        ledger.install_activity(demo_activity())
         path = credentials_path(data_dir)
         if path.exists():
             creds = orjson.loads(path.read_bytes())
-            if client.exists(api_key_key(hash_api_key(creds["admin_api_key"]))):
+            if ledger.api_key_exists(creds["admin_api_key"]):
                 return creds
         creds = {
             "tenant_id": DEMO_TENANT,
             "activity_id": DEMO_ACTIVITY,
-            "admin_api_key": create_api_key(client, DEMO_TENANT, "admin", "demo admin"),
+            "admin_api_key": ledger.create_api_key(DEMO_TENANT, "admin", "demo admin"),
         }
         data_dir.mkdir(parents=True, exist_ok=True)
         path.write_bytes(orjson.dumps(creds, option=orjson.OPT_INDENT_2))
         os.chmod(path, 0o600)
         return creds
     finally:
-        client.close()
+        ledger.close()
 
 
 def shopper_token(redis_url: str, tenant_id: str, user_id: str, ttl_s: int = 86_400) -> str:
-    client = redis.Redis.from_url(redis_url)
+    ledger = SyncLedger.from_url(redis_url)
     try:
-        secret = client.hget(TenantKeys(tenant_id).record, "shopper_secret")
+        secret = ledger.shopper_secret(tenant_id)
     finally:
-        client.close()
+        ledger.close()
     if secret is None:
         raise LookupError(f"tenant '{tenant_id}' does not exist: run `carnival seed-demo`")
     return sign_shopper_token(secret, tenant_id, user_id, ttl_s)

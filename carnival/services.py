@@ -36,6 +36,8 @@ def service_env(settings: Settings) -> dict[str, str]:
             "CARNIVAL_DISPATCHER_METRICS_PORT": str(settings.dispatcher_metrics_port),
             "CARNIVAL_REPLY_TIMEOUT_MS": str(settings.reply_timeout_ms),
             "CARNIVAL_BATCH_MAX": str(settings.batch_max),
+            "CARNIVAL_PIPELINE_DEPTH": str(settings.pipeline_depth),
+            "CARNIVAL_API_WORKERS": str(settings.api_workers),
             "CARNIVAL_ACTORS": str(settings.actor_count),
             "CARNIVAL_RAY_NAMESPACE": settings.ray_namespace,
             "CARNIVAL_LOG_LEVEL": settings.log_level,

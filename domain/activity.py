@@ -6,11 +6,12 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from domain.ids import ID_PATTERN
+
 ActivityKind = Literal["wheel", "grid", "red_envelope"]
 ActivityStatus = Literal["draft", "scheduled", "running", "paused", "ended"]
 PrizeKind = Literal["coupon", "points", "item", "thanks"]
 
-ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 GRID_CELLS = 8
 WHEEL_MAX_PRIZES = 16
 

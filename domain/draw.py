@@ -28,6 +28,7 @@ from __future__ import annotations
 import bisect
 import random
 import time
+from collections.abc import Container
 from dataclasses import dataclass, field
 from itertools import accumulate
 
@@ -41,6 +42,7 @@ REJECT_DAILY_LIMIT = "daily_limit_reached"
 REJECT_ACTIVITY_EXHAUSTED = "activity_draws_exhausted"
 REJECT_NO_POINTS = "insufficient_points"
 REJECT_SOLD_OUT = "sold_out"
+REJECT_UNKNOWN_ACTIVITY = "activity_not_found"  # no such activity in the request's tenant
 FALLBACK_LOCKED = "prize_locked"
 
 # Ledger stock fields of a red-envelope activity.
@@ -59,6 +61,41 @@ def initial_stock(activity: Activity) -> dict[str, int]:
             BUDGET_LEFT: activity.envelopes.budget_cents,
         }
     return {p.id: p.stock for p in activity.prizes if p.stock is not None}
+
+
+def rejection(
+    activity: Activity,
+    blacklist: Container[str],
+    user_id: str,
+    at_ms: int,
+    draws: int,
+    draws_today: int,
+    total_draws: int,
+    points: int,
+    envelopes_left: int | None,
+) -> str:
+    """Rules 1-7 in order: the reason the user may not draw now, or "" when they may.
+
+    The one definition of draw eligibility: the actor decides with it and the
+    shopper's activity view shows ``can_draw`` from it. Plain arguments, not a
+    record, because the actor calls it for every request of every batch.
+    """
+    if not activity.is_open(at_ms):
+        return REJECT_NOT_RUNNING
+    if user_id in blacklist:
+        return REJECT_BLACKLISTED
+    limits = activity.limits
+    if limits.per_user_total and draws >= limits.per_user_total:
+        return REJECT_USER_LIMIT
+    if limits.per_user_daily and draws_today >= limits.per_user_daily:
+        return REJECT_DAILY_LIMIT
+    if limits.max_draws and total_draws >= limits.max_draws:
+        return REJECT_ACTIVITY_EXHAUSTED
+    if points < limits.points_cost:
+        return REJECT_NO_POINTS
+    if envelopes_left is not None and envelopes_left <= 0:
+        return REJECT_SOLD_OUT
+    return ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,32 +188,32 @@ class PoolState:
     ) -> Decision:
         """``wallet`` holds the points balances of the batch's users; it is
         updated so later requests of the same batch see the new balance."""
-        activity, limits = self.activity, self.activity.limits
-        if not activity.is_open(at_ms):
-            return Decision("rejected", reason=REJECT_NOT_RUNNING)
-        if user_id in self._blacklist:
-            return Decision("rejected", reason=REJECT_BLACKLISTED)
         used = self.user_draws.get(user_id, 0)
-        if limits.per_user_total and used >= limits.per_user_total:
-            return Decision("rejected", reason=REJECT_USER_LIMIT)
         if not self._day_ends_at - 86_400_000 <= at_ms < self._day_ends_at:
             self._roll_day(at_ms)
         today = self.user_day_draws.get(user_id, 0)
-        if limits.per_user_daily and today >= limits.per_user_daily:
-            return Decision("rejected", reason=REJECT_DAILY_LIMIT)
-        if limits.max_draws and self.total_draws >= limits.max_draws:
-            return Decision("rejected", reason=REJECT_ACTIVITY_EXHAUSTED)
         wallet = wallet if wallet is not None else {}
         balance = wallet.get(user_id, 0)
-        if balance < limits.points_cost:
-            return Decision("rejected", reason=REJECT_NO_POINTS)
-
-        if activity.envelopes is not None:
-            decision = self._open_envelope(rng, limits.points_cost)
-            if decision is None:
-                return Decision("rejected", reason=REJECT_SOLD_OUT)
+        activity = self.activity
+        envelopes = self.stock[ENVELOPES_LEFT] if activity.envelopes is not None else None
+        reason = rejection(
+            activity,
+            self._blacklist,
+            user_id,
+            at_ms,
+            used,
+            today,
+            self.total_draws,
+            balance,
+            envelopes,
+        )
+        if reason:
+            return Decision("rejected", reason=reason)
+        cost = activity.limits.points_cost
+        if envelopes is not None:
+            decision = self._open_envelope(rng, cost)
         else:
-            decision = self._draw_prize(used, balance, rng, limits.points_cost)
+            decision = self._draw_prize(used, balance, rng, cost)
         wallet[user_id] = balance + decision.points_delta
         self.user_draws[user_id] = used + 1
         self.user_day_draws[user_id] = today + 1
@@ -189,12 +226,10 @@ class PoolState:
             self.day, self.user_day_draws = day, {}
         self._day_ends_at = (at_ms // 86_400_000 + 1) * 86_400_000
 
-    def _open_envelope(self, rng: random.Random, cost: int) -> Decision | None:
+    def _open_envelope(self, rng: random.Random, cost: int) -> Decision:
         left = self.stock[ENVELOPES_LEFT]
-        if left <= 0:
-            return None
         envelopes = self.activity.envelopes
-        assert envelopes is not None
+        assert envelopes is not None and left > 0
         amount = next_amount(self.stock[BUDGET_LEFT], left, envelopes.min_cents, rng)
         self.stock[ENVELOPES_LEFT] = left - 1
         self.stock[BUDGET_LEFT] -= amount

@@ -79,23 +79,8 @@ class Event:
 
 
 @dataclass(frozen=True, slots=True)
-class DrawRequested(Event):
-    """A shopper asked to draw; produced by the api onto DRAW_REQUESTS."""
-
-    TYPE: ClassVar[str] = "draw.requested"
-
-    event_id: str  # == ledger key of the request: "<user_id>:<request_id>"
-    tenant_id: str
-    activity_id: str
-    user_id: str
-    request_id: str
-    reply_to: str  # api instance id; "" when nobody waits
-    occurred_at: int = field(default_factory=now_ms)
-
-
-@dataclass(frozen=True, slots=True)
 class DrawOutcome(Event):
-    """The decision for one DrawRequested; exactly one per request key."""
+    """The decision for one draw request; exactly one per request key."""
 
     TYPE: ClassVar[str] = "draw.outcome"
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import orjson
 
+from domain.ids import USER_ID_PATTERN
+
 
 class TokenError(ValueError):
     def __init__(self, code: str, message: str) -> None:
@@ -39,10 +41,6 @@ def _b64(data: bytes) -> str:
 
 def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-# No ":" in user ids: a request's ledger key is "<user_id>:<request_id>".
-USER_ID_PATTERN = r"^[A-Za-z0-9_.@-]{1,64}$"
 
 
 def sign_shopper_token(secret: bytes, tenant_id: str, user_id: str, ttl_s: int = 86_400) -> str:

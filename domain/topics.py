@@ -1,4 +1,11 @@
-"""Kafka topics: names, partition counts and message keys, defined once."""
+"""Kafka topics: names, partition counts and message keys, defined once.
+
+Every record on these topics carries MANY messages, as a JSON array: the api
+packs the requests one owner received within a loop turn into one record, the
+dispatcher packs one batch's outcomes per owner and its replies per api
+instance. Python spends ~20-40 µs per Kafka record it produces or consumes,
+so a record per message would cost more than the decision itself.
+"""
 
 from __future__ import annotations
 
@@ -12,16 +19,25 @@ class Topic:
     key_doc: str
 
 
-# Requests are keyed by the owning entity so one dispatcher sees an activity's
-# requests in order and the actor that owns its pool gets them in one batch.
-DRAW_REQUESTS = Topic("carnival.draw.requests", 6, "activity_id")
+# Requests of every kind, keyed by the owner whose counters they touch, so that
+# one dispatcher sees an owner's requests in order and one actor decides them.
+REQUESTS = Topic("carnival.requests", 6, "owner key: <owner type>/<tenant id>/<owner id>")
 # Replies are keyed by the api instance waiting for them (request-reply).
-DRAW_REPLIES = Topic("carnival.draw.replies", 3, "api instance id")
-# Outcome events, the stream Faust aggregates into ClickHouse.
-DRAW_OUTCOMES = Topic("carnival.draw.outcomes", 6, "activity_id")
+REPLIES = Topic("carnival.replies", 3, "api instance id")
+# Draw outcome events, the stream Faust aggregates into ClickHouse.
+DRAW_OUTCOMES = Topic("carnival.draw.outcomes", 6, "activity id")
 
-ALL_TOPICS: tuple[Topic, ...] = (DRAW_REQUESTS, DRAW_REPLIES, DRAW_OUTCOMES)
+ALL_TOPICS: tuple[Topic, ...] = (REQUESTS, REPLIES, DRAW_OUTCOMES)
+
+# The header in which the api says how many requests a REQUESTS record carries,
+# so the dispatcher can size its calls without parsing records.
+COUNT_HEADER = "n"
 
 
 def message_key(value: str) -> bytes:
     return value.encode()
+
+
+def pack(messages: list[bytes]) -> bytes:
+    """One record's value: serialised JSON messages joined into one JSON array."""
+    return b"[" + b",".join(messages) + b"]"

@@ -58,6 +58,18 @@ class ActivityKeys:
         return f"{self.base}:cfg"
 
     @property
+    def version(self) -> str:
+        """The config's version, beside it: the commit script refuses a batch decided
+        under another version (an operator paused, edited or added stock)."""
+        return f"{self.base}:ver"
+
+    @property
+    def head(self) -> str:
+        """Token of the pool's last commit. Each commit names the head it was decided
+        on and sets its own, so a batch decided on top of a refused one is refused too."""
+        return f"{self.base}:head"
+
+    @property
     def stock(self) -> str:
         """Hash: stock field -> remaining."""
         return f"{self.base}:stock"
@@ -88,8 +100,6 @@ class ActivityKeys:
     def pending(self, request_key: str) -> str:
         return f"{self.base}:pending:{request_key}"
 
-    def batch(self, batch_id: str) -> str:
-        return f"{self.base}:batch:{batch_id}"
 
 
 def api_key_key(key_hash: str) -> str:

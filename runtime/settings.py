@@ -31,7 +31,11 @@ class Settings(BaseSettings):
     # Also the Faust consumer group: a test worker on a shared broker uses its own.
     streams_app_id: str = Field("carnival-streams", alias="CARNIVAL_STREAMS_APP_ID")
     reply_timeout_ms: int = Field(3000, alias="CARNIVAL_REPLY_TIMEOUT_MS")
+    api_workers: int = Field(1, alias="CARNIVAL_API_WORKERS")
+    # Requests per actor call (a poll is split into calls of at most this many).
     batch_max: int = Field(1000, alias="CARNIVAL_BATCH_MAX")
+    # Polls in flight in the dispatcher: the actor decides poll N+1 while N commits.
+    pipeline_depth: int = Field(2, alias="CARNIVAL_PIPELINE_DEPTH")
     actor_count: int = Field(1, alias="CARNIVAL_ACTORS")
     ray_namespace: str = Field("carnival", alias="CARNIVAL_RAY_NAMESPACE")
     dispatcher_metrics_port: int = Field(9101, alias="CARNIVAL_DISPATCHER_METRICS_PORT")

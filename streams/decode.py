@@ -1,4 +1,6 @@
-"""Decode and validate raw DRAW_OUTCOMES messages before they reach ClickHouse.
+"""Decode and validate DRAW_OUTCOMES records before they reach ClickHouse.
+
+A record is a JSON array of outcome events (domain/topics.py).
 
 A message that parses but carries wrong types (say occurred_at as a string)
 would fail its INSERT forever, and since the agent retries failed inserts to
@@ -14,6 +16,8 @@ from collections.abc import Iterable
 from dataclasses import fields
 from typing import Any, get_args
 
+import orjson
+
 from domain.events import DrawOutcome, OutcomeStatus, SchemaError
 
 log = logging.getLogger("carnival.streams")
@@ -25,11 +29,11 @@ _MIN_MS = -2_208_988_800_000
 _MAX_MS = 10_413_791_999_999
 
 
-def decode_outcome(raw: Any) -> DrawOutcome:
-    """Parse one raw message; raises SchemaError when it is not a valid outcome."""
-    if not isinstance(raw, bytes | bytearray | memoryview):
-        raise SchemaError(f"unexpected value type {type(raw).__name__}")
-    o = DrawOutcome.loads(bytes(raw))
+def decode_outcome(body: Any) -> DrawOutcome:
+    """Check one event of a record; raises SchemaError when it is not a valid outcome."""
+    if not isinstance(body, dict):
+        raise SchemaError(f"an event is an object, not {type(body).__name__}")
+    o = DrawOutcome.from_dict(body)
     for name in _STR_FIELDS:
         if not isinstance(getattr(o, name), str):
             raise SchemaError(f"{name} is not a string")
@@ -45,12 +49,32 @@ def decode_outcome(raw: Any) -> DrawOutcome:
     return o
 
 
+def decode_record(raw: Any) -> list[DrawOutcome]:
+    """The valid events of one record (bad ones are logged and skipped); raises
+    SchemaError when the record itself is not a JSON array."""
+    if not isinstance(raw, bytes | bytearray | memoryview):
+        raise SchemaError(f"unexpected value type {type(raw).__name__}")
+    try:
+        events = orjson.loads(bytes(raw))
+    except orjson.JSONDecodeError as exc:
+        raise SchemaError(f"not JSON: {exc}") from exc
+    if not isinstance(events, list):
+        raise SchemaError("a record is a JSON array of events")
+    outcomes: list[DrawOutcome] = []
+    for body in events:
+        try:
+            outcomes.append(decode_outcome(body))
+        except SchemaError as exc:
+            log.warning("skipping bad draw outcome event: %s", exc)
+    return outcomes
+
+
 def decode_batch(values: Iterable[Any]) -> list[DrawOutcome]:
-    """Decode a batch; bad messages are logged and skipped, never raised."""
+    """Decode a batch of records; bad records and events are logged and skipped, never raised."""
     outcomes: list[DrawOutcome] = []
     for raw in values:
         try:
-            outcomes.append(decode_outcome(raw))
+            outcomes += decode_record(raw)
         except SchemaError as exc:
-            log.warning("skipping bad draw outcome message: %s", exc)
+            log.warning("skipping bad draw outcome record: %s", exc)
     return outcomes

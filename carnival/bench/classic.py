@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from carnival.bench.fixtures import Advance, PathResult
 from domain.activity import Activity
 from domain.draw import WeightTable
+from ledger.keys import ActivityKeys
 
 CLASSIC_THREADS = 8
 
@@ -65,7 +66,7 @@ def run_classic(
 ) -> PathResult:
     import redis
 
-    keys = ClassicKeys(f"carnival:{{t:{activity.tenant_id}}}:a:{activity.id}")
+    keys = ClassicKeys(ActivityKeys(activity.tenant_id, activity.id).base)
     fallback = activity.fallback_prize_id or ""
     stocked = {p.id for p in activity.prizes if p.stock is not None}
     table = WeightTable(list(activity.prizes), [p.weight for p in activity.prizes])

@@ -2,7 +2,7 @@
 
 1. ceiling      - `PoolState.decide` in a plain in-process loop (no I/O at all).
 2. actor batch  - the same loop inside a Ray actor, one call per batch.
-3. durable      - the real path: `PoolActor.decide_batch` + one Lua commit per batch
+3. durable      - the real path: `OwnerActor.decide_batch` + one Lua commit per batch
                   to the Redis ledger (AOF, appendfsync always).
 4. classic      - the per-request Redis-Lua design of big-market / seckill systems:
                   one EVALSHA per draw (stock DECR, per-user counter, outcome).

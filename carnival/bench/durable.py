@@ -1,4 +1,9 @@
-"""The durable draw path: the pool actor deciding batches, committed to the Redis ledger."""
+"""The durable draw path: the owner actor deciding batches, committed to the Redis ledger.
+
+Requests reach the actor as the dispatcher hands them over: REQUESTS records
+(JSON arrays of envelopes), ``depth`` calls in flight, so the actor decides a
+batch while the previous one's commit runs (as under ``carnival up``).
+"""
 
 from __future__ import annotations
 
@@ -7,51 +12,74 @@ import time
 from carnival.bench.fixtures import Advance, PathResult
 from domain.activity import Activity
 
+PIPELINE_DEPTH = 2  # the dispatcher's default (CARNIVAL_PIPELINE_DEPTH)
+
 
 def run_durable(
-    redis_url: str, activity: Activity, users: list[str], draws: int, batch: int, advance: Advance
+    redis_url: str,
+    activity: Activity,
+    users: list[str],
+    draws: int,
+    batch: int,
+    advance: Advance,
+    depth: int = PIPELINE_DEPTH,
 ) -> PathResult:
     import ray
 
-    from actors.ledger import Ledger
-    from actors.pool_actor import PoolActor
-    from domain.events import DrawRequested, request_key
+    from actors.owner_actor import OwnerActor
+    from domain.events import request_key
+    from domain.road import DRAW, RoadRequest
+    from domain.topics import pack
+    from ledger.admin import SyncLedger
 
-    ledger = Ledger.from_url(redis_url)
+    ledger = SyncLedger.from_url(redis_url)
     ledger.install_activity(activity)
     # num_cpus=0 like the production actors: never blocked by a busy head's CPUs.
-    actor = PoolActor.options(num_cpus=0).remote(redis_url, 7)  # type: ignore[attr-defined]
+    actor = OwnerActor.options(num_cpus=0).remote(redis_url, 7)  # type: ignore[attr-defined]
     tenant_id, activity_id = activity.tenant_id, activity.id
     n_users = len(users)
-    # Requests are built before the clock starts: parsing and grouping them is
-    # the dispatcher's work, in its own process, not the actor's.
+    # Records are built before the clock starts: the api builds them, in its own process.
     batches = [
-        [
-            DrawRequested(
-                event_id=request_key(users[i % n_users], f"r{i}"),
-                tenant_id=tenant_id,
-                activity_id=activity_id,
-                user_id=users[i % n_users],
-                request_id=f"r{i}",
-                reply_to="",
-            ).dumps()
-            for i in range(first, min(first + batch, draws))
-        ]
+        pack(
+            [
+                RoadRequest(
+                    kind=DRAW.name,
+                    event_id=request_key(users[i % n_users], f"r{i}"),
+                    tenant_id=tenant_id,
+                    owner_id=activity_id,
+                    user_id=users[i % n_users],
+                    request_id=f"r{i}",
+                ).dumps()
+                for i in range(first, min(first + batch, draws))
+            ]
+        )
         for first in range(0, draws, batch)
     ]
     try:
         ray.get(actor.ping.remote())
-        calls = 0
         outcomes = 0
+        in_flight: list = []
         began = time.perf_counter()
-        for requests in batches:
-            # Distinct batch ids: a repeated batch would be answered from the ledger.
-            outcomes += len(ray.get(actor.decide_batch.remote(f"bench:0:{calls}", requests)))
-            calls += 1
-            advance(len(requests))
+        for calls, record in enumerate(batches):
+            # Distinct batch ids, as the dispatcher's: topic:partition:offset.
+            in_flight.append(actor.decide_batch.remote(f"bench:0:{calls}", [record]))
+            if len(in_flight) >= depth:
+                result = ray.get(in_flight.pop(0))
+                outcomes += result.decided
+                advance(result.decided)
+        for ref in in_flight:
+            result = ray.get(ref)
+            outcomes += result.decided
+            advance(result.decided)
         seconds = time.perf_counter() - began
     finally:
         ray.kill(actor)
     totals = ledger.totals(tenant_id, activity_id)
-    detail = {"calls": calls, "outcomes": outcomes, "ledger_draws": totals["draws"]}
+    ledger.close()
+    detail = {
+        "calls": len(batches),
+        "in_flight": depth,
+        "outcomes": outcomes,
+        "ledger_draws": totals["draws"],
+    }
     return PathResult("durable", draws, seconds, detail)

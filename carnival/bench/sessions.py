@@ -84,19 +84,10 @@ def machine_info(redis_url: str) -> dict[str, Any]:
 
 def cleanup(redis_url: str, tenant_id: str) -> int:
     """Delete the bench tenant's keys (only ours: the tenant id is fresh per run)."""
-    import redis
+    from ledger.admin import SyncLedger
 
-    client = redis.Redis.from_url(redis_url)
+    ledger = SyncLedger.from_url(redis_url)
     try:
-        removed = 0
-        batch: list[bytes] = []
-        for key in client.scan_iter(match=f"carnival:{{t:{tenant_id}}}*", count=1000):
-            batch.append(key)
-            if len(batch) >= 1000:
-                removed += int(client.unlink(*batch))
-                batch = []
-        if batch:
-            removed += int(client.unlink(*batch))
-        return removed
+        return ledger.delete_tenant_keys(tenant_id)
     finally:
-        client.close()
+        ledger.close()

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.events import DrawOutcome, DrawRequested, SchemaError
+from domain.events import DrawOutcome, SchemaError
+from domain.road import RoadRequest
 from domain.tokens import (
     TokenError,
     read_unverified_tenant,
@@ -55,13 +56,13 @@ def test_garbage_tokens_never_crash(token: str) -> None:
 
 
 def test_events_round_trip_with_envelope_fields() -> None:
-    event = DrawRequested(
-        event_id="u:r", tenant_id="t", activity_id="a", user_id="u", request_id="r", reply_to=""
+    event = RoadRequest(
+        kind="draw", event_id="u:r", tenant_id="t", owner_id="a", user_id="u", request_id="r"
     )
     body = event.to_dict()
-    assert body["type"] == "draw.requested" and body["schema_version"] == 1
+    assert body["type"] == "request" and body["schema_version"] == 1
     assert {"event_id", "tenant_id", "occurred_at"} <= set(body)
-    assert DrawRequested.loads(event.dumps()) == event
+    assert RoadRequest.loads(event.dumps()) == event
 
 
 @pytest.mark.parametrize(

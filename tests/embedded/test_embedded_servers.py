@@ -18,7 +18,7 @@ from carnival.embedded.prereqs import java_major
 from carnival.embedded.process import ManagedProcess, ProcessFailed, free_port, session_pids
 from carnival.embedded.ray_head import RayHead
 from carnival.embedded.redis import RedisServer
-from domain.topics import ALL_TOPICS, DRAW_REQUESTS, Topic
+from domain.topics import ALL_TOPICS, REQUESTS, Topic
 
 OwnServers = Callable[..., Any]
 
@@ -76,7 +76,7 @@ async def test_kafka_produce_consume_on_created_topic(kafka_bootstrap: str) -> N
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     await producer.start()
     try:
-        meta = await producer.send_and_wait(DRAW_REQUESTS.name, payload, key=b"activity-1")
+        meta = await producer.send_and_wait(REQUESTS.name, payload, key=b"activity-1")
     finally:
         await producer.stop()
 

@@ -17,15 +17,13 @@ import pytest
 import redis as redis_lib
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from actors.ledger import Ledger
-from carnival.demo import create_api_key, create_tenant
 from carnival.embedded import free_port
 from carnival.services import ApiService, DispatcherService, StreamsService
 from domain.activity import Activity, Prize
 from domain.events import request_key
 from domain.tokens import sign_shopper_token
 from domain.topics import DRAW_OUTCOMES
-from ledger.keys import ActivityKeys, TenantKeys
+from ledger.admin import SyncLedger
 from runtime.settings import Settings
 
 
@@ -42,14 +40,14 @@ class Pipeline:
         return self.api.url
 
     @property
-    def ledger(self) -> Ledger:
-        return Ledger(self.redis)
+    def ledger(self) -> SyncLedger:
+        return SyncLedger(self.redis)
 
     def tenant(self, role: str = "admin") -> Tenant:
         tenant_id = f"t{uuid.uuid4().hex[:10]}"
-        create_tenant(self.redis, tenant_id, f"Tenant {tenant_id}")
-        key = create_api_key(self.redis, tenant_id, role, "test")
-        secret = self.redis.hget(TenantKeys(tenant_id).record, "shopper_secret")
+        self.ledger.create_tenant(tenant_id, f"Tenant {tenant_id}")
+        key = self.ledger.create_api_key(tenant_id, role, "test")
+        secret = self.ledger.shopper_secret(tenant_id)
         assert secret is not None
         return Tenant(self, tenant_id, key, secret)
 
@@ -118,8 +116,7 @@ def storm(
 
 
 def ledger_outcomes(pipeline: Pipeline, tenant: Tenant, activity_id: str) -> dict[str, dict]:
-    raw = pipeline.redis.hgetall(ActivityKeys(tenant.tenant_id, activity_id).outcomes)
-    return {k.decode(): orjson.loads(v) for k, v in raw.items()}
+    return pipeline.ledger.outcomes(tenant.tenant_id, activity_id)
 
 
 def reconcile(pipeline: Pipeline, tenant: Tenant, activity_id: str, total: int) -> dict[str, dict]:
@@ -220,10 +217,10 @@ def outcome_events(
                 polled = await consumer.getmany(timeout_ms=200)
                 for records in polled.values():
                     for record in records:
-                        event = orjson.loads(record.value)
-                        if event["activity_id"] == activity_id:
-                            events.append(event)
-                            distinct.add(event["event_id"])
+                        for event in orjson.loads(record.value):  # a record carries many
+                            if event["activity_id"] == activity_id:
+                                events.append(event)
+                                distinct.add(event["event_id"])
                 ends = await consumer.end_offsets(tps)
                 caught_up = all([await consumer.position(tp) >= ends[tp] for tp in tps])
                 if len(distinct) >= expected and caught_up:

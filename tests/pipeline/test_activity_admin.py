@@ -10,7 +10,6 @@ from typing import Any
 import httpx
 import pytest
 
-from carnival.demo import create_api_key
 from tests.pipeline.conftest import Pipeline, Tenant, assert_error, draw, wait_for
 
 ADMIN = "/v1/admin"
@@ -450,7 +449,7 @@ def test_add_stock_while_running_reaches_the_actor(pipeline: Pipeline, http: htt
 def test_analyst_reads_but_cannot_change(pipeline: Pipeline, http: httpx.Client) -> None:
     tenant = pipeline.tenant()
     aid = _create(http, tenant, _wheel_body())["activity"]["id"]
-    analyst = {"X-Api-Key": create_api_key(pipeline.redis, tenant.tenant_id, "analyst", "ana")}
+    analyst = {"X-Api-Key": pipeline.ledger.create_api_key(tenant.tenant_id, "analyst", "ana")}
 
     assert _ok(http.get(f"{ADMIN}/activities/{aid}", headers=analyst))["activity"]["id"] == aid
     assert len(_ok(http.get(f"{ADMIN}/activities", headers=analyst))) == 1
@@ -500,7 +499,7 @@ def test_other_tenant_cannot_see_or_change(pipeline: Pipeline, http: httpx.Clien
 
 def test_audit_log_lists_changes_in_order(pipeline: Pipeline, http: httpx.Client) -> None:
     tenant = pipeline.tenant()
-    alice = {"X-Api-Key": create_api_key(pipeline.redis, tenant.tenant_id, "operator", "alice")}
+    alice = {"X-Api-Key": pipeline.ledger.create_api_key(tenant.tenant_id, "operator", "alice")}
     aid = _create(http, tenant, _wheel_body())["activity"]["id"]
     url = f"{ADMIN}/activities/{aid}"
     _ok(http.patch(url, json={"name": "Renamed"}, headers=alice))

@@ -11,9 +11,9 @@ from typing import Any
 
 import httpx
 
+from actors.owner_actor import actor_name
 from domain.activity import Envelopes, Limits, Prize
 from domain.draw import BUDGET_LEFT, ENVELOPES_LEFT
-from ledger.keys import ActivityKeys, TenantKeys
 from tests.pipeline.conftest import Pipeline, reconcile, storm, wait_for
 
 
@@ -35,8 +35,8 @@ def test_20000_draws_5000_users_stock_500_limit_3(pipeline: Pipeline) -> None:
     assert sum(o["status"] == "won" for o in ledger.values()) == 500
     totals = pipeline.ledger.totals(tenant.tenant_id, wheel.id)
     assert totals["stock:p"] == 0 and totals["draws"] == 15_000
-    counters = pipeline.redis.hgetall(ActivityKeys(tenant.tenant_id, wheel.id).users)
-    assert {int(v) for v in counters.values()} == {3}
+    counters = pipeline.ledger.user_draws(tenant.tenant_id, wheel.id)
+    assert set(counters.values()) == {3}
     print(f"HTTP {dict(codes)}")
 
 
@@ -64,7 +64,7 @@ def test_10000_users_open_1000_red_envelopes(pipeline: Pipeline) -> None:
 
 
 def _actor_pid(ray_client: Any) -> int:
-    actor = ray_client.get_actor("carnival-pool-0", namespace="carnival-test")
+    actor = ray_client.get_actor(actor_name(0), namespace="carnival-test")
     return ray_client.get(actor.pid.remote(), timeout=30)
 
 
@@ -79,8 +79,7 @@ def test_actor_worker_sigkill_mid_load(pipeline: Pipeline, ray_client: Any) -> N
         ],
         limits=Limits(per_user_total=per_user, points_cost=cost),
     )
-    points = TenantKeys(tenant.tenant_id).points
-    pipeline.redis.hset(points, mapping={f"u{u}": granted for u in range(users)})
+    pipeline.ledger.grant_points(tenant.tenant_id, {f"u{u}": granted for u in range(users)})
     jobs = [(f"u{u}", f"r{k}") for k in range(per_user) for u in range(users)]
     replies: dict[str, httpx.Response] = {}
     runner = threading.Thread(
@@ -110,7 +109,7 @@ def test_actor_worker_sigkill_mid_load(pipeline: Pipeline, ray_client: Any) -> N
         sum(o["prize_id"] == "p" for o in ledger.values())
         == stock - pipeline.ledger.totals(tenant.tenant_id, wheel.id)["stock:p"]
     )
-    balances = {k.decode(): int(v) for k, v in pipeline.redis.hgetall(points).items()}
+    balances = pipeline.ledger.points(tenant.tenant_id)
     for u in range(users):
         mine = [o for o in ledger.values() if o["user_id"] == f"u{u}"]
         drawn = [o for o in mine if o["status"] != "rejected"]

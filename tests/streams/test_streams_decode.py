@@ -1,4 +1,4 @@
-"""decode_batch: bad messages are skipped, never raised (no poison pills)."""
+"""decode_batch: bad records and events are skipped, never raised (no poison pills)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import orjson
 import pytest
 
 from domain.events import DrawOutcome, SchemaError
-from streams.decode import decode_batch, decode_outcome
+from domain.topics import pack
+from streams.decode import decode_batch, decode_outcome, decode_record
 
 GOOD = DrawOutcome(
     event_id="u1:r1",
@@ -26,24 +27,31 @@ GOOD = DrawOutcome(
 )
 
 
-def variant(**changes: object) -> bytes:
+def variant(**changes: object) -> dict:
     body = GOOD.to_dict()
     body.update(changes)
-    return orjson.dumps(body)
+    return body
 
 
-def test_good_message_roundtrips() -> None:
-    assert decode_outcome(GOOD.dumps()) == GOOD
-    assert decode_outcome(bytearray(GOOD.dumps())) == GOOD
+def test_good_event_roundtrips() -> None:
+    assert decode_outcome(orjson.loads(GOOD.dumps())) == GOOD
+    assert decode_record(pack([GOOD.dumps()])) == [GOOD]
+    assert decode_record(bytearray(pack([GOOD.dumps(), GOOD.dumps()]))) == [GOOD, GOOD]
+
+
+@pytest.mark.parametrize("raw", [b"", b"{not json", b"null", GOOD.dumps(), None, "a str"])
+def test_bad_records_are_rejected(raw: object) -> None:
+    with pytest.raises(SchemaError):
+        decode_record(raw)
 
 
 @pytest.mark.parametrize(
     "raw",
     [
-        b"",
-        b"{not json",
-        b"[1,2]",
-        b"null",
+        1,
+        None,
+        "a str",
+        [1, 2],
         variant(schema_version=2),
         variant(type="draw.requested"),
         variant(status="maybe"),
@@ -54,19 +62,18 @@ def test_good_message_roundtrips() -> None:
         variant(tenant_id=""),
         variant(tenant_id=7),
         variant(prize_name=None),
-        orjson.dumps({k: v for k, v in GOOD.to_dict().items() if k != "user_id"}),
-        None,
-        "a str",
+        {k: v for k, v in GOOD.to_dict().items() if k != "user_id"},
     ],
 )
-def test_bad_messages_are_rejected(raw: object) -> None:
+def test_bad_events_are_rejected(raw: object) -> None:
     with pytest.raises(SchemaError):
         decode_outcome(raw)
 
 
 def test_batch_skips_bad_and_keeps_order(caplog: pytest.LogCaptureFixture) -> None:
-    other = variant(event_id="u2:r2", user_id="u2", request_id="r2")
+    other = orjson.dumps(variant(event_id="u2:r2", user_id="u2", request_id="r2"))
+    bad_event = orjson.dumps(variant(occurred_at="x"))
     with caplog.at_level(logging.WARNING, logger="carnival.streams"):
-        out = decode_batch([GOOD.dumps(), b"junk", variant(occurred_at="x"), other])
+        out = decode_batch([pack([GOOD.dumps()]), b"junk", pack([bad_event, other])])
     assert [o.event_id for o in out] == ["u1:r1", "u2:r2"]
     assert len([r for r in caplog.records if "skipping bad" in r.message]) == 2

@@ -28,7 +28,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from domain.events import DrawOutcome, OutcomeStatus, now_ms
-from domain.topics import DRAW_OUTCOMES, message_key
+from domain.topics import DRAW_OUTCOMES, message_key, pack
 
 pytestmark = pytest.mark.servers
 
@@ -165,8 +165,10 @@ async def test_outcomes_reach_stats(worker: Worker, kafka_bootstrap: str) -> Non
             return (await http.get(f"{base}/internal/health")).status_code
 
         async def send(*events: DrawOutcome | bytes) -> None:
+            # One record per event here (records carry many in production); a bytes
+            # value is sent as the record itself, to test records that are not arrays.
             for e in events:
-                value = e if isinstance(e, bytes) else e.dumps()
+                value = e if isinstance(e, bytes) else pack([e.dumps()])
                 await prod.send(DRAW_OUTCOMES.name, value, key=message_key(activity))
             await prod.flush()
 
@@ -189,7 +191,7 @@ async def test_outcomes_reach_stats(worker: Worker, kafka_bootstrap: str) -> Non
         ]
         events += batch
         poison = orjson.dumps({**batch[1].to_dict(), "event_id": "x:1", "occurred_at": "soon"})
-        bad = [b"{not json", b'{"type":"draw.outcome","schema_version":99}', poison]
+        bad = [b"{not json", pack([b'{"type":"draw.outcome","schema_version":99}']), pack([poison])]
         await send(*batch, *bad, batch[0])
         s = await wait_for("batch", stats, lambda s: s["outcomes"] == 5, worker, VISIBLE_TIMEOUT_S)
 

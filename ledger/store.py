@@ -1,22 +1,21 @@
-"""What the api reads and writes in Redis: tenants, keys, activities, outcomes, points.
+"""The api's side of the ledger (asynchronous): tenants, keys, activities, outcomes, points.
 
-Key names come from ``ledger.keys``; every read is addressed through
-the caller's tenant, so another tenant's data is not even looked up.
+Key names come from ``ledger.keys`` and writes from ``ledger.writes``; every
+read is addressed through the caller's tenant, so another tenant's data is not
+even looked up.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import WatchError
 
 from domain.activity import Activity
-from domain.draw import initial_stock
 from domain.tokens import hash_api_key
+from ledger import writes
 from ledger.keys import (
     DISPATCHER_HEARTBEAT,
     ActivityKeys,
@@ -24,9 +23,7 @@ from ledger.keys import (
     api_key_key,
 )
 
-PENDING_TTL_S = 86_400
 MAX_CACHED_SECRETS = 100_000
-AUDIT_MAX_LEN = 100_000
 
 
 class VersionConflict(RuntimeError):
@@ -42,9 +39,13 @@ class Principal:
 
 @dataclass(frozen=True, slots=True)
 class Progress:
+    """What draw eligibility needs to know about a user and the pool."""
+
     draws: int
     draws_today: int
     points: int
+    total_draws: int  # the whole activity's, for ``max_draws``
+    stock: dict[str, int]
 
 
 class Store:
@@ -93,10 +94,8 @@ class Store:
         if not await self.redis.set(keys.config, activity.model_dump_json(), nx=True):
             return False
         pipe = self.redis.pipeline(transaction=True)
-        for field, amount in initial_stock(activity).items():
-            pipe.hsetnx(keys.stock, field, amount)
-        pipe.sadd(TenantKeys(activity.tenant_id).activities, activity.id)
-        self._audit(
+        writes.install_activity(pipe, activity)
+        writes.audit(
             pipe, activity.tenant_id, who, "activity.created", activity.id, activity.version
         )
         await pipe.execute()
@@ -109,7 +108,7 @@ class Store:
         who: str,
         action: str,
         stock_added: tuple[str, int] | None = None,
-        stock_reset: dict[str, int] | None = None,
+        stock_reset: bool = False,
     ) -> None:
         """Write ``after`` only if the stored config is still ``before`` (same
         version); stock added (live) or the whole stock of a pool that has not
@@ -122,14 +121,12 @@ class Store:
                 if raw is None or Activity.model_validate_json(raw).version != before.version:
                     raise VersionConflict(after.id)
                 pipe.multi()
-                pipe.set(keys.config, after.model_dump_json())
+                writes.put_config(pipe, after)
                 if stock_added is not None:
-                    pipe.hincrby(keys.stock, *stock_added)
-                if stock_reset is not None:
-                    pipe.delete(keys.stock)
-                    if stock_reset:
-                        pipe.hset(keys.stock, mapping=stock_reset)
-                self._audit(pipe, after.tenant_id, who, action, after.id, after.version)
+                    writes.add_stock(pipe, after, *stock_added)
+                if stock_reset:
+                    writes.reset_stock(pipe, after)
+                writes.audit(pipe, after.tenant_id, who, action, after.id, after.version)
                 await pipe.execute()
             except WatchError as exc:
                 raise VersionConflict(after.id) from exc
@@ -138,42 +135,19 @@ class Store:
         raw = await self.redis.hgetall(ActivityKeys(tenant_id, activity_id).stock)
         return {k.decode(): int(v) for k, v in raw.items()}
 
-    def _audit(
-        self, pipe: Any, tenant_id: str, who: str, action: str, subject: str, version: int
-    ) -> None:
-        entry = {"at": int(time.time() * 1000), "who": who, "action": action, "subject": subject}
-        entry["version"] = version
-        pipe.xadd(
-            TenantKeys(tenant_id).audit,
-            {k: str(v) for k, v in entry.items()},
-            maxlen=AUDIT_MAX_LEN,
-            approximate=True,
-        )
-
     async def audit_log(self, tenant_id: str, count: int) -> list[dict[str, str]]:
         rows = await self.redis.xrevrange(TenantKeys(tenant_id).audit, count=count)
         return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in rows]
 
     # -- shoppers ---------------------------------------------------------------
-    async def activity_and_outcome(
-        self, tenant_id: str, activity_id: str, request_key: str
-    ) -> tuple[Activity | None, dict | None]:
-        """The activity and the request's outcome if already decided, in one round trip."""
-        keys = ActivityKeys(tenant_id, activity_id)
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.get(keys.config)
-        pipe.hget(keys.outcomes, request_key)
-        config, outcome = await pipe.execute()
-        activity = Activity.model_validate_json(config) if config else None
-        return activity, orjson.loads(outcome) if outcome else None
-
     async def outcome(self, tenant_id: str, activity_id: str, request_key: str) -> dict | None:
         raw = await self.redis.hget(ActivityKeys(tenant_id, activity_id).outcomes, request_key)
         return orjson.loads(raw) if raw else None
 
     async def mark_pending(self, tenant_id: str, activity_id: str, request_key: str) -> None:
-        key = ActivityKeys(tenant_id, activity_id).pending(request_key)
-        await self.redis.set(key, 1, ex=PENDING_TTL_S)
+        pipe = self.redis.pipeline(transaction=False)
+        writes.mark_pending(pipe, tenant_id, activity_id, request_key)
+        await pipe.execute()
 
     async def is_pending(self, tenant_id: str, activity_id: str, request_key: str) -> bool:
         key = ActivityKeys(tenant_id, activity_id).pending(request_key)
@@ -185,8 +159,16 @@ class Store:
         pipe.hget(keys.users, user_id)
         pipe.hget(keys.day(day), user_id)
         pipe.hget(TenantKeys(tenant_id).points, user_id)
-        draws, today, points = await pipe.execute()
-        return Progress(int(draws or 0), int(today or 0), int(points or 0))
+        pipe.get(keys.draws)
+        pipe.hgetall(keys.stock)
+        draws, today, points, total, stock = await pipe.execute()
+        return Progress(
+            int(draws or 0),
+            int(today or 0),
+            int(points or 0),
+            int(total or 0),
+            {k.decode(): int(v) for k, v in stock.items()},
+        )
 
     async def wins(self, tenant_id: str, activity_id: str, user_id: str) -> list[dict]:
         keys = ActivityKeys(tenant_id, activity_id)
@@ -202,8 +184,8 @@ class Store:
 
     async def grant_points(self, tenant_id: str, user_id: str, amount: int, who: str) -> int:
         pipe = self.redis.pipeline(transaction=True)
-        pipe.hincrby(TenantKeys(tenant_id).points, user_id, amount)
-        self._audit(pipe, tenant_id, who, "points.granted", f"{user_id}:{amount}", 0)
+        writes.grant_points(pipe, tenant_id, user_id, amount)
+        writes.audit(pipe, tenant_id, who, "points.granted", f"{user_id}:{amount}", 0)
         balance, _ = await pipe.execute()
         return int(balance)
 

@@ -1,27 +1,25 @@
-"""The Redis ledger: activity config, pool state, points and decided outcomes.
+"""The actor's side of the ledger: load a pool, look up a batch, commit its decisions.
 
-Synchronous on purpose: it runs inside the actor, whose decisions must not
-await, and each batch costs two round trips (look-up, then commit script).
+Asynchronous, so that the actor decides the next batch while this one's commit
+is in flight; decisions themselves never await (see actors/draws.py). Reads go
+on a connection pool; commits go through the ``Committer``, in decision order.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
-import redis
+import redis.asyncio as aioredis
 
 from domain.activity import Activity
-from domain.draw import PoolState, initial_stock
+from domain.draw import PoolState
+from ledger.committer import Committer, Script
 from ledger.keys import ActivityKeys, TenantKeys
 
-BATCH_MARKER_TTL_S = 7 * 86_400
 DAY_COUNTER_TTL_S = 2 * 86_400
-_SCRIPT = (Path(__file__).parent / "commit_batch.lua").read_text()
-
-
-class LedgerStale(RuntimeError):
-    """The ledger refused a batch: the actor's memory no longer matches it."""
+COMMIT_DRAWS = Script((Path(__file__).parent / "commit_draws.lua").read_text())
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +35,15 @@ class Entry:
 
 
 @dataclass(frozen=True, slots=True)
+class Loaded:
+    """A pool as the ledger holds it, read in one transaction."""
+
+    config: bytes
+    state: PoolState
+    head: str
+
+
+@dataclass(frozen=True, slots=True)
 class Lookup:
     config: bytes | None
     outcomes: list[bytes | None]
@@ -47,46 +54,46 @@ def _int_map(raw: dict[bytes, bytes]) -> dict[str, int]:
     return {k.decode(): int(v) for k, v in raw.items()}
 
 
-class Ledger:
-    def __init__(self, client: redis.Redis) -> None:
-        self._redis = client
-        self._commit = client.register_script(_SCRIPT)
+class PoolLedger:
+    def __init__(self, reads: aioredis.Redis, commits: Committer) -> None:
+        self._redis = reads
+        self._commits = commits
 
     @classmethod
-    def from_url(cls, url: str) -> Ledger:
-        return cls(redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5))
+    def from_url(cls, url: str) -> PoolLedger:
+        def client() -> aioredis.Redis:
+            return aioredis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
 
-    def install_activity(self, activity: Activity) -> None:
-        """Write config and initial stock; stock already on the ledger is kept."""
-        keys = ActivityKeys(activity.tenant_id, activity.id)
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.set(keys.config, activity.model_dump_json())
-        for field, amount in initial_stock(activity).items():
-            pipe.hsetnx(keys.stock, field, amount)
-        pipe.sadd(TenantKeys(activity.tenant_id).activities, activity.id)
-        pipe.execute()
+        return cls(client(), Committer(client()))
 
-    def load_state(self, activity: Activity, day: int) -> PoolState:
-        keys = ActivityKeys(activity.tenant_id, activity.id)
+    async def close(self) -> None:
+        await self._commits.close()
+        await self._redis.aclose()
+
+    async def load(self, tenant_id: str, activity_id: str, day: int) -> Loaded | None:
+        """Config, counters and chain head in one transaction; None for no such activity."""
+        keys = ActivityKeys(tenant_id, activity_id)
         pipe = self._redis.pipeline(transaction=True)
+        pipe.get(keys.config)
         pipe.hgetall(keys.stock)
         pipe.hgetall(keys.users)
         pipe.hgetall(keys.day(day))
         pipe.get(keys.draws)
-        stock, users, today, draws = pipe.execute()
-        return PoolState(
-            activity=activity,
+        pipe.get(keys.head)
+        config, stock, users, today, draws, head = await pipe.execute()
+        if config is None:
+            return None
+        state = PoolState(
+            activity=Activity.model_validate_json(config),
             stock=_int_map(stock),
             user_draws=_int_map(users),
             day=day,
             user_day_draws=_int_map(today),
             total_draws=int(draws or 0),
         )
+        return Loaded(config, state, (head or b"").decode())
 
-    def load_stock(self, tenant_id: str, activity_id: str) -> dict[str, int]:
-        return _int_map(self._redis.hgetall(ActivityKeys(tenant_id, activity_id).stock))
-
-    def lookup(
+    async def lookup(
         self, tenant_id: str, activity_id: str, request_keys: list[str], users: list[str]
     ) -> Lookup:
         """Config, outcomes already decided and the users' points, in one round trip."""
@@ -96,20 +103,26 @@ class Ledger:
         pipe.hmget(keys.outcomes, request_keys)
         if users:
             pipe.hmget(TenantKeys(tenant_id).points, users)
-        config, outcomes, *points = pipe.execute()
+        config, outcomes, *points = await pipe.execute()
         balances = {u: int(b or 0) for u, b in zip(users, points[0], strict=True)} if users else {}
         return Lookup(config, outcomes, balances)
 
     def commit(
         self,
         activity: Activity,
-        batch_id: str,
         day: int,
         entries: list[Entry],
         balances: dict[str, int],
-    ) -> int:
-        """``balances``: the points each user had when the actor decided (checked,
-        so a concurrent points change makes the batch stale instead of wrong)."""
+        decided_on: str,
+        head: str,
+    ) -> asyncio.Future[list[bytes]]:
+        """Queue the batch's commit; synchronous so decision order is commit order.
+
+        ``decided_on``: the head the batch was decided on; ``head``: its own token.
+        ``balances``: the points each user had when the actor decided (checked, so
+        a concurrent points change makes the batch stale instead of wrong).
+        The future's result is ``[b"ok", draws]`` or ``[b"stale", why]``.
+        """
         keys = ActivityKeys(activity.tenant_id, activity.id)
         limits = activity.limits
         stock: dict[str, int] = {}
@@ -126,7 +139,9 @@ class Ledger:
                 if e.won:
                     agg[2].append(e.request_key)
         args: list[str | bytes | int] = [
-            BATCH_MARKER_TTL_S,
+            decided_on,
+            head,
+            activity.version,
             limits.per_user_total,
             limits.per_user_daily,
             limits.max_draws,
@@ -141,33 +156,18 @@ class Ledger:
         for user, (draws, delta, won) in users.items():
             expected = balances.get(user)
             args += [user, draws, delta, "" if expected is None else expected, "\n".join(won)]
-        status, detail = self._commit(
-            keys=[
+        return self._commits.submit(
+            COMMIT_DRAWS,
+            [
                 keys.stock,
                 keys.users,
                 keys.day(day),
                 keys.draws,
                 keys.outcomes,
-                keys.batch(batch_id),
+                keys.head,
                 TenantKeys(activity.tenant_id).points,
                 keys.wins,
+                keys.version,
             ],
-            args=args,
+            args,
         )
-        if status != b"ok":
-            raise LedgerStale(detail.decode())
-        return int(detail)
-
-    def totals(self, tenant_id: str, activity_id: str) -> dict[str, int]:
-        """Ledger figures used to reconcile with the outcome stream."""
-        keys = ActivityKeys(tenant_id, activity_id)
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.hgetall(keys.stock)
-        pipe.get(keys.draws)
-        pipe.hlen(keys.outcomes)
-        stock, draws, outcomes = pipe.execute()
-        return {
-            "draws": int(draws or 0),
-            "outcomes": int(outcomes),
-            **{f"stock:{k}": v for k, v in _int_map(stock).items()},
-        }

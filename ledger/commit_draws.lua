@@ -1,22 +1,32 @@
--- Commit one batch of decisions for one activity, atomically.
--- KEYS: 1 stock, 2 users, 3 users today, 4 draws, 5 outcomes, 6 batch marker,
---       7 tenant points, 8 wins (all share the tenant's hash tag)
--- ARGV: 1 batch_ttl_s, 2 per_user_total, 3 per_user_daily, 4 max_draws, 5 day_ttl_s,
---       6 n outcomes, 7 n stock fields, 8 n users, then
+-- Commit one batch of draw decisions for one activity, atomically.
+-- KEYS: 1 stock, 2 users, 3 users today, 4 draws, 5 outcomes, 6 head, 7 tenant points,
+--       8 wins, 9 config version (all share the tenant's hash tag)
+-- ARGV: 1 head the batch was decided on ('' for a pool that never committed),
+--       2 this commit's head token, 3 config version decided under,
+--       4 per_user_total, 5 per_user_daily, 6 max_draws, 7 day_ttl_s,
+--       8 n outcomes, 9 n stock fields, 10 n users, then
 --       n x (request_key, outcome),
 --       s x (stock_field, amount taken),
 --       u x (user_id, draws added, points delta, points balance decided with or '',
 --            request keys won, newline-joined, or '')
 -- Everything is validated before anything is written, so a refused batch
 -- leaves no trace; 'stale' tells the actor its memory drifted from the ledger.
+-- The head check makes the pool's commits a chain: a batch decided on top of
+-- another is accepted only if that one was, whatever the order of failures.
+-- The other checks repeat what the chain already implies, so that stock and
+-- limits hold even if the actor's memory were wrong (defence in depth).
 -- Reads and writes go in chunks (HMGET/HSET with many fields): a redis.call per
 -- request was most of the script's time.
-local batch_ttl = tonumber(ARGV[1])
-local per_user, per_day, max_draws = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local day_ttl = tonumber(ARGV[5])
-local n, s, u = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
-local O, S, U = 9, 9 + 2 * n, 9 + 2 * n + 2 * s
+local per_user, per_day, max_draws = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local day_ttl = tonumber(ARGV[7])
+local n, s, u = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
+local O, S, U = 11, 11 + 2 * n, 11 + 2 * n + 2 * s
 local CHUNK = 500
+
+-- An activity written before versions were kept beside the config has none: no check.
+local version = redis.call('GET', KEYS[9])
+if version and version ~= ARGV[3] then return {'stale', 'config:' .. version} end
+if (redis.call('GET', KEYS[6]) or '') ~= ARGV[1] then return {'stale', 'chain'} end
 
 local function each_chunk(first, count, stride, offset, fn)
   for c = 0, count - 1, CHUNK do
@@ -113,5 +123,5 @@ for c = 0, n - 1, CHUNK do
   end
   redis.call('HSET', KEYS[5], unpack(pairs_))
 end
-redis.call('SET', KEYS[6], n, 'EX', batch_ttl)
+redis.call('SET', KEYS[6], ARGV[2])
 return {'ok', tostring(draws)}

@@ -1,0 +1,227 @@
+"""The draw kind: prize pools in memory, decided in batches, committed as a chain.
+
+Steady state, per batch and pool: decide every new request in memory (no
+await), queue the commit, and while it is in flight decide the next batch on
+top of it. Nothing is read first: a config change (pause, edit, stock added),
+an already-decided request the actor forgot, or another writer makes the
+commit script refuse the batch ('stale'), and the slow path reloads the pool
+and decides again. A refused batch refuses every batch decided on top of it
+(the chain head in ``ledger/commit_draws.lua``), so nothing is undone here.
+
+Pools whose decisions depend on points balances (a points cost, tiers by
+points) read the balances first and run one batch of the tenant at a time:
+points are shared by all of a tenant's activities, and a balance read while
+another batch's commit is in flight could not be trusted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import secrets
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from actors.recent import Commit, RecentOutcomes, accepted
+from domain.activity import Activity
+from domain.draw import REJECT_UNKNOWN_ACTIVITY, Decision, PoolState, utc_day
+from domain.events import DrawOutcome, now_ms
+from ledger.pools import Entry, PoolLedger
+
+log = logging.getLogger("carnival.actors.draws")
+
+# Attempts per batch and pool before the batch fails back to the dispatcher,
+# which re-sends it (each attempt after the first reloads the pool).
+MAX_ATTEMPTS = 5
+
+PoolKey = tuple[str, str]  # (tenant id, activity id)
+Request = dict[str, Any]  # a RoadRequest body as parsed from the record
+
+
+@dataclass(eq=False)
+class Pool:
+    """A pool as this actor holds it: the state, the config it came from, the chain head."""
+
+    state: PoolState
+    config: bytes
+    head: str
+    fresh: bool = True  # loaded, nothing decided yet: look up the first batch's requests
+    inflight: set[Commit] = field(default_factory=set)
+
+
+class DrawPools:
+    def __init__(self, ledger: PoolLedger, rng: random.Random, recent: RecentOutcomes) -> None:
+        self._ledger = ledger
+        self._rng = rng
+        self._recent = recent
+        self._pools: dict[PoolKey, Pool] = {}
+        self._loading: dict[PoolKey, asyncio.Future[Pool | None]] = {}
+        self._tenant_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    def forget_all(self) -> None:
+        self._pools.clear()
+
+    async def decide(
+        self, batch_id: str, tenant_id: str, activity_id: str, requests: list[Request]
+    ) -> dict[str, bytes]:
+        """One outcome event per distinct request key; a key decided before (in
+        memory or in the ledger) gets the outcome already decided, byte for byte."""
+        key = (tenant_id, activity_id)
+        owner = f"{tenant_id}/{activity_id}"
+        unique = list({r["event_id"]: r for r in requests}.values())
+        for attempt in range(MAX_ATTEMPTS):
+            pool = await self._pool(key)
+            if pool is None:  # nothing recorded: there is no such activity in this tenant
+                return {r["event_id"]: _unknown(r, batch_id) for r in unique}
+            wallet = _needs_wallet(pool.state.activity)
+            lock = self._tenant_locks[tenant_id] if wallet else contextlib.nullcontext()
+            async with lock:
+                decided = await self._decide_once(
+                    batch_id, key, owner, pool, unique, attempt, wallet
+                )
+            if decided is not None:
+                return decided
+        raise RuntimeError(f"batch {batch_id} for {key} refused {MAX_ATTEMPTS} times")
+
+    async def _decide_once(
+        self,
+        batch_id: str,
+        key: PoolKey,
+        owner: str,
+        pool: Pool,
+        unique: list[Request],
+        attempt: int,
+        wallet: bool,
+    ) -> dict[str, bytes] | None:
+        """One attempt; None when the ledger refused it and the pool was reloaded."""
+        request_keys = [r["event_id"] for r in unique]
+        found: dict[str, bytes] = {}
+        balances: dict[str, int] = {}
+        if attempt or wallet or pool.fresh:
+            users = sorted({r["user_id"] for r in unique}) if wallet else []
+            look = await self._ledger.lookup(*key, request_keys, users)
+            if look.config != pool.config:  # changed since loaded: reload, decide again
+                self._invalidate(key, pool)
+                return None
+            found = {k: v for k, v in zip(request_keys, look.outcomes, strict=True) if v}
+            balances = look.balances
+
+        # -- decide and queue the commit: no await from here to the submit --
+        at = now_ms()
+        day = utc_day(at)
+        state, rng, recent = pool.state, self._rng, self._recent
+        purse = dict(balances)
+        results: dict[str, bytes] = {}
+        waits: list[Commit] = []
+        entries: list[Entry] = []
+        for req in unique:
+            request_key = req["event_id"]
+            done = found.get(request_key)
+            if done is None and (hit := recent.get(owner, request_key)) is not None:
+                done, pending = hit
+                if pending is not None:
+                    waits.append(pending)
+            if done is not None:
+                results[request_key] = done
+                continue
+            decision = state.decide(req["user_id"], at, rng, purse)
+            outcome = _outcome(req, decision, batch_id, at).dumps()
+            results[request_key] = outcome
+            entries.append(_entry(req, decision, outcome))
+        pool.fresh = False
+        commit: Commit | None = None
+        if entries:
+            head = secrets.token_hex(8)
+            checked = balances if wallet else {}
+            commit = self._ledger.commit(state.activity, day, entries, checked, pool.head, head)
+            pool.head = head
+            pool.inflight.add(commit)
+            commit.add_done_callback(pool.inflight.discard)
+            recent.add(owner, [(e.request_key, e.outcome) for e in entries], commit)
+        # -- end of the decision --
+
+        if commit is not None:
+            try:
+                reply = await commit
+            except Exception:
+                self._refused(key, owner, pool, entries)
+                raise
+            if reply[0] != b"ok":
+                log.info("ledger refused %s for %s (%s); reloading", batch_id, key, reply[1])
+                self._refused(key, owner, pool, entries)
+                return None
+        for pending in waits:  # answers borrowed from batches still committing
+            with contextlib.suppress(Exception):
+                await pending
+            if not accepted(pending):
+                return None
+        return results
+
+    def _refused(self, key: PoolKey, owner: str, pool: Pool, entries: list[Entry]) -> None:
+        self._recent.drop(owner, [e.request_key for e in entries])
+        self._invalidate(key, pool)
+
+    def _invalidate(self, key: PoolKey, pool: Pool) -> None:
+        if self._pools.get(key) is pool:
+            del self._pools[key]
+
+    async def _pool(self, key: PoolKey) -> Pool | None:
+        pool = self._pools.get(key)
+        if pool is not None:
+            return pool
+        loading = self._loading.get(key)
+        if loading is None:  # one load per pool, however many batches wait for it
+            loading = self._loading[key] = asyncio.ensure_future(self._load(key))
+            loading.add_done_callback(lambda _: self._loading.pop(key, None))
+        return await asyncio.shield(loading)
+
+    async def _load(self, key: PoolKey) -> Pool | None:
+        loaded = await self._ledger.load(*key, utc_day(now_ms()))
+        if loaded is None:
+            self._pools.pop(key, None)
+            return None
+        pool = self._pools[key] = Pool(loaded.state, loaded.config, loaded.head)
+        return pool
+
+
+def _needs_wallet(activity: Activity) -> bool:
+    """Whether decisions depend on points balances (then they are checked at commit)."""
+    return activity.limits.points_cost > 0 or any(t.min_points for t in activity.rules.tiers)
+
+
+def _outcome(req: Request, decision: Decision, batch_id: str, at: int) -> DrawOutcome:
+    prize = decision.prize
+    return DrawOutcome(
+        event_id=req["event_id"],
+        tenant_id=req["tenant_id"],
+        activity_id=req["owner_id"],
+        user_id=req["user_id"],
+        request_id=req["request_id"],
+        status=decision.status,  # type: ignore[arg-type]
+        prize_id=prize.id if prize else "",
+        prize_name=prize.name if prize else "",
+        prize_kind=prize.kind if prize else ("red_envelope" if decision.amount else ""),
+        reason=decision.reason,
+        batch_id=batch_id,
+        occurred_at=at,
+        amount=decision.amount,
+    )
+
+
+def _entry(req: Request, decision: Decision, outcome: bytes) -> Entry:
+    return Entry(
+        request_key=req["event_id"],
+        user_id=req["user_id"] if decision.counts_as_draw else "",
+        stock=decision.stock,
+        points_delta=decision.points_delta,
+        won=decision.status == "won",
+        outcome=outcome,
+    )
+
+
+def _unknown(req: Request, batch_id: str) -> bytes:
+    decision = Decision("rejected", reason=REJECT_UNKNOWN_ACTIVITY)
+    return _outcome(req, decision, batch_id, now_ms()).dumps()

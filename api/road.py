@@ -1,0 +1,181 @@
+"""The api's end of the road: requests out in batches, replies back to their waiters.
+
+``ask`` queues a request and waits for its outcome. Requests queued within one
+turn of the event loop are packed, per owner, into one REQUESTS record
+(flushed at the end of the turn: no added latency when idle, large records
+under load). The dispatcher answers with one REPLIES record per api instance
+per batch, keyed by the instance id; this instance reads every partition of
+REPLIES from the end, skips other instances' records by key, and resolves its
+waiters by the number it gave each request.
+
+Contract of ``ask``: it returns the outcome event, or ``None`` when none came
+within the timeout although Kafka acknowledged the request (it is queued and
+will be decided: the caller answers 202); it raises ``KafkaError`` when the
+request could not be queued (the caller answers 503; a retry with the same
+request id is safe).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError, KafkaTimeoutError
+
+from domain.road import Kind, RoadRequest, owner_key
+from domain.topics import COUNT_HEADER, REPLIES, REQUESTS, pack
+
+log = logging.getLogger("carnival.api.road")
+
+# Requests per REQUESTS record: bounds one record's size (~250 bytes each).
+REQUESTS_PER_RECORD = 500
+REPLY_POLL_TIMEOUT_MS = 200
+REPLY_RETRY_S = 0.5
+
+
+@dataclass(slots=True)
+class _Waiter:
+    outcome: asyncio.Future[dict[str, Any]]
+    # Resolved when Kafka answered for the request's record: None if it was
+    # acknowledged, else the error (a result, not an exception: nobody may look).
+    delivered: asyncio.Future[KafkaError | None]
+
+
+class Road:
+    def __init__(self, producer: AIOKafkaProducer, bootstrap: str) -> None:
+        self.instance_id = f"api-{uuid.uuid4().hex[:12]}"
+        self._producer = producer
+        self._bootstrap = bootstrap
+        self._ids = itertools.count(1)
+        self._waiters: dict[int, _Waiter] = {}
+        self._outbox: dict[str, list[tuple[bytes, _Waiter]]] = {}
+        self._consumer: AIOKafkaConsumer | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._flushes: set[asyncio.Task[None]] = set()
+
+    async def start(self, partitions: set[int]) -> None:
+        """``partitions`` of REPLIES, as the producer's metadata knows them."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap, enable_auto_commit=False, group_id=None
+        )
+        await consumer.start()
+        try:
+            tps = [TopicPartition(REPLIES.name, p) for p in sorted(partitions)]
+            consumer.assign(tps)
+            await consumer.seek_to_end(*tps)
+            for tp in tps:  # resolve positions now: replies from here on are ours to see
+                await consumer.position(tp)
+        except BaseException:
+            await consumer.stop()
+            raise
+        self._consumer = consumer
+        self._reader = asyncio.create_task(self._read(consumer))
+
+    async def stop(self) -> None:
+        if self._reader:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def ask(
+        self,
+        kind: Kind,
+        tenant_id: str,
+        owner_id: str,
+        user_id: str,
+        request_id: str,
+        timeout_s: float,
+        body: dict[str, Any] | None = None,
+    ) -> dict[str, Any] | None:
+        reply_id = next(self._ids)
+        loop = asyncio.get_running_loop()
+        waiter = _Waiter(loop.create_future(), loop.create_future())
+        request = RoadRequest(
+            kind=kind.name,
+            event_id=f"{user_id}:{request_id}",
+            tenant_id=tenant_id,
+            owner_id=owner_id,
+            user_id=user_id,
+            request_id=request_id,
+            reply_to=self.instance_id,
+            reply_id=reply_id,
+            body=body,
+        )
+        self._waiters[reply_id] = waiter
+        key = owner_key(kind, tenant_id, owner_id)
+        queued = self._outbox.get(key)
+        if queued is None:
+            if not self._outbox:
+                loop.call_soon(self._flush)
+            queued = self._outbox[key] = []
+        queued.append((request.dumps(), waiter))
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await waiter.outcome
+        except TimeoutError:
+            if waiter.delivered.done() and waiter.delivered.result() is None:
+                return None
+            raise KafkaTimeoutError("Kafka did not acknowledge the request in time") from None
+        finally:
+            self._waiters.pop(reply_id, None)
+
+    def _flush(self) -> None:
+        outbox, self._outbox = self._outbox, {}
+        for key, queued in outbox.items():
+            for i in range(0, len(queued), REQUESTS_PER_RECORD):
+                task = asyncio.ensure_future(self._send(key, queued[i : i + REQUESTS_PER_RECORD]))
+                self._flushes.add(task)
+                task.add_done_callback(self._flushes.discard)
+
+    async def _send(self, key: str, queued: list[tuple[bytes, _Waiter]]) -> None:
+        waiters = [waiter for _, waiter in queued]
+        try:
+            delivery = await self._producer.send(
+                REQUESTS.name,
+                pack([raw for raw, _ in queued]),
+                key=key.encode(),
+                headers=[(COUNT_HEADER, str(len(queued)).encode())],
+            )
+            await delivery
+        except KafkaError as exc:
+            for waiter in waiters:
+                waiter.delivered.set_result(exc)
+                if not waiter.outcome.done():
+                    waiter.outcome.set_exception(exc)
+            return
+        for waiter in waiters:
+            waiter.delivered.set_result(None)
+
+    async def _read(self, consumer: AIOKafkaConsumer) -> None:
+        mine = self.instance_id.encode()
+        while True:
+            try:
+                polled = await consumer.getmany(timeout_ms=REPLY_POLL_TIMEOUT_MS)
+            except Exception as exc:
+                log.warning("reply consumer error: %s", exc)
+                await asyncio.sleep(REPLY_RETRY_S)
+                continue
+            for records in polled.values():
+                for record in records:
+                    if record.key == mine:
+                        self._resolve(record.value)
+
+    def _resolve(self, raw: bytes) -> None:
+        try:
+            entries = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            log.error("undecodable reply record dropped")
+            return
+        for reply_id, outcome in entries:
+            waiter = self._waiters.get(reply_id)
+            if waiter is not None and not waiter.outcome.done():
+                waiter.outcome.set_result(outcome)

@@ -1,0 +1,76 @@
+"""The road every request takes: its envelope, its kinds, and how it is keyed.
+
+A request (a draw today; claims, redemptions and exchanges next) is accepted by
+the api, travels on REQUESTS keyed by its *owner* (the entity whose counters it
+touches: an activity's pool, a coupon template), is decided in a batch by the
+one actor that owns that entity, and comes back as an outcome event on the
+kind's outcome topic and, when an api instance waits for it, on REPLIES.
+
+A new kind is: a ``Kind`` here (its owner and outcome topic), its decision and
+ledger commit in the actor (``actors/kinds``), and its route in the api.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from domain.events import Event, now_ms
+from domain.topics import DRAW_OUTCOMES, Topic
+
+KindName = Literal["draw"]
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    name: KindName
+    owner: str  # what owns the counters a request of this kind touches
+    outcomes: Topic  # where its outcome events go
+
+
+DRAW = Kind("draw", "activity", DRAW_OUTCOMES)
+KINDS: dict[str, Kind] = {k.name: k for k in (DRAW,)}
+
+
+@dataclass(frozen=True, slots=True)
+class RoadRequest(Event):
+    """One request on REQUESTS, of any kind; the api produces it, an actor decides it."""
+
+    TYPE: ClassVar[str] = "request"
+
+    kind: str
+    event_id: str  # the ledger key of the request: "<user_id>:<request_id>"
+    tenant_id: str
+    owner_id: str
+    user_id: str
+    request_id: str
+    reply_to: str = ""  # api instance id; "" when nobody waits
+    reply_id: int = 0  # the waiter's number inside that instance
+    occurred_at: int = field(default_factory=now_ms)
+    body: dict[str, Any] | None = None  # what the kind needs beyond the envelope
+
+
+def owner_key(kind: Kind, tenant_id: str, owner_id: str) -> str:
+    """The Kafka key of a request: one owner, one partition, one actor."""
+    return f"{kind.owner}/{tenant_id}/{owner_id}"
+
+
+def owner_index(key: bytes, actor_count: int) -> int:
+    """The actor that owns an owner key; stable across processes and restarts."""
+    return zlib.crc32(key) % actor_count
+
+
+def reply_entry(reply_id: int, outcome: bytes) -> bytes:
+    """One element of a REPLIES record: ``[reply_id, outcome event]``."""
+    return b"[%d,%s]" % (reply_id, outcome)
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """What an actor hands back for one batch, grouped the way it is produced:
+    outcome events per (kind, owner id) and reply entries per api instance."""
+
+    outcomes: dict[tuple[str, str], list[bytes]] = field(default_factory=dict)
+    replies: dict[str, list[bytes]] = field(default_factory=dict)
+    decided: int = 0  # requests answered (duplicates included)

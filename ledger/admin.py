@@ -1,0 +1,99 @@
+"""The ledger for synchronous tools: the launcher's demo seed, the CLI, tests and benches.
+
+Writes come from ``ledger.writes`` (the same the api's store runs); reads are
+the figures tools check against (totals, outcomes).
+"""
+
+from __future__ import annotations
+
+import orjson
+import redis
+
+from domain.activity import Activity
+from domain.tokens import hash_api_key, new_api_key, new_secret
+from ledger import writes
+from ledger.keys import ActivityKeys, TenantKeys, api_key_key
+
+
+class SyncLedger:
+    def __init__(self, client: redis.Redis) -> None:
+        self.redis = client
+
+    @classmethod
+    def from_url(cls, url: str) -> SyncLedger:
+        return cls(redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5))
+
+    def close(self) -> None:
+        self.redis.close()
+
+    def create_tenant(self, tenant_id: str, name: str) -> None:
+        """Idempotent: an existing tenant keeps its shopper secret."""
+        pipe = self.redis.pipeline(transaction=True)
+        writes.create_tenant(pipe, tenant_id, name, new_secret())
+        pipe.execute()
+
+    def create_api_key(self, tenant_id: str, role: str, name: str) -> str:
+        """A new key's plaintext (Redis keeps only its hash)."""
+        key = new_api_key()
+        pipe = self.redis.pipeline(transaction=True)
+        writes.create_api_key(pipe, hash_api_key(key), tenant_id, role, name)
+        pipe.execute()
+        return key
+
+    def api_key_exists(self, key: str) -> bool:
+        return bool(self.redis.exists(api_key_key(hash_api_key(key))))
+
+    def shopper_secret(self, tenant_id: str) -> bytes | None:
+        return self.redis.hget(TenantKeys(tenant_id).record, "shopper_secret")
+
+    def install_activity(self, activity: Activity) -> None:
+        """Write config and initial stock; stock already on the ledger is kept."""
+        pipe = self.redis.pipeline(transaction=True)
+        writes.install_activity(pipe, activity)
+        pipe.execute()
+
+    def grant_points(self, tenant_id: str, balances: dict[str, int]) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        for user_id, amount in balances.items():
+            writes.grant_points(pipe, tenant_id, user_id, amount)
+        pipe.execute()
+
+    def points(self, tenant_id: str) -> dict[str, int]:
+        raw = self.redis.hgetall(TenantKeys(tenant_id).points)
+        return {k.decode(): int(v) for k, v in raw.items()}
+
+    def outcomes(self, tenant_id: str, activity_id: str) -> dict[str, dict]:
+        """Every decided outcome of an activity, by request key."""
+        raw = self.redis.hgetall(ActivityKeys(tenant_id, activity_id).outcomes)
+        return {k.decode(): orjson.loads(v) for k, v in raw.items()}
+
+    def user_draws(self, tenant_id: str, activity_id: str) -> dict[str, int]:
+        raw = self.redis.hgetall(ActivityKeys(tenant_id, activity_id).users)
+        return {k.decode(): int(v) for k, v in raw.items()}
+
+    def totals(self, tenant_id: str, activity_id: str) -> dict[str, int]:
+        """Ledger figures used to reconcile with the outcome stream."""
+        keys = ActivityKeys(tenant_id, activity_id)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hgetall(keys.stock)
+        pipe.get(keys.draws)
+        pipe.hlen(keys.outcomes)
+        stock, draws, outcomes = pipe.execute()
+        return {
+            "draws": int(draws or 0),
+            "outcomes": int(outcomes),
+            **{f"stock:{k.decode()}": int(v) for k, v in stock.items()},
+        }
+
+    def delete_tenant_keys(self, tenant_id: str) -> int:
+        """Remove every key of a tenant (benches clean up their own fresh tenant)."""
+        removed = 0
+        batch: list[bytes] = []
+        for key in self.redis.scan_iter(match=f"{TenantKeys(tenant_id).tag}*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                removed += int(self.redis.unlink(*batch))
+                batch = []
+        if batch:
+            removed += int(self.redis.unlink(*batch))
+        return removed

@@ -1,0 +1,89 @@
+"""Every write to the ledger outside the commit scripts, defined once.
+
+Each function queues commands on a pipeline the caller owns and executes: the
+api's async store and the sync tools (demo seeding, tests, benches) run the
+same writes on their own kind of pipeline, so a key layout change is made here.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from domain.activity import Activity
+from domain.draw import initial_stock
+from ledger.keys import DISPATCHER_HEARTBEAT, ActivityKeys, TenantKeys, api_key_key
+
+AUDIT_MAX_LEN = 100_000
+PENDING_TTL_S = 86_400
+
+Pipe = Any  # a redis-py pipeline, sync or asyncio: both queue commands the same way
+
+
+def put_config(pipe: Pipe, activity: Activity) -> None:
+    """The config and its version, together: the commit script compares the version."""
+    keys = ActivityKeys(activity.tenant_id, activity.id)
+    pipe.set(keys.config, activity.model_dump_json())
+    pipe.set(keys.version, activity.version)
+
+
+def seed_stock(pipe: Pipe, activity: Activity) -> None:
+    """The configured stock of a new pool; stock already on the ledger is kept."""
+    keys = ActivityKeys(activity.tenant_id, activity.id)
+    for field, amount in initial_stock(activity).items():
+        pipe.hsetnx(keys.stock, field, amount)
+    pipe.sadd(TenantKeys(activity.tenant_id).activities, activity.id)
+
+
+def install_activity(pipe: Pipe, activity: Activity) -> None:
+    put_config(pipe, activity)
+    seed_stock(pipe, activity)
+
+
+def add_stock(pipe: Pipe, activity: Activity, field: str, amount: int) -> None:
+    pipe.hincrby(ActivityKeys(activity.tenant_id, activity.id).stock, field, amount)
+
+
+def reset_stock(pipe: Pipe, activity: Activity) -> None:
+    """Before an activity opens no draw has happened: its stock follows the edit."""
+    keys = ActivityKeys(activity.tenant_id, activity.id)
+    pipe.delete(keys.stock)
+    stock = initial_stock(activity)
+    if stock:
+        pipe.hset(keys.stock, mapping=stock)
+
+
+def audit(pipe: Pipe, tenant_id: str, who: str, action: str, subject: str, version: int) -> None:
+    entry = {"at": int(time.time() * 1000), "who": who, "action": action, "subject": subject}
+    entry["version"] = version
+    pipe.xadd(
+        TenantKeys(tenant_id).audit,
+        {k: str(v) for k, v in entry.items()},
+        maxlen=AUDIT_MAX_LEN,
+        approximate=True,
+    )
+
+
+def create_tenant(pipe: Pipe, tenant_id: str, name: str, shopper_secret: str) -> None:
+    """Idempotent: an existing tenant keeps its name and shopper secret."""
+    record = TenantKeys(tenant_id).record
+    pipe.hsetnx(record, "name", name)
+    pipe.hsetnx(record, "shopper_secret", shopper_secret)
+
+
+def create_api_key(pipe: Pipe, key_hash: str, tenant_id: str, role: str, name: str) -> None:
+    pipe.hset(api_key_key(key_hash), mapping={"tenant_id": tenant_id, "role": role, "name": name})
+
+
+def grant_points(pipe: Pipe, tenant_id: str, user_id: str, amount: int) -> None:
+    pipe.hincrby(TenantKeys(tenant_id).points, user_id, amount)
+
+
+def mark_pending(pipe: Pipe, tenant_id: str, activity_id: str, request_key: str) -> None:
+    """A request accepted but not answered in time: its poll says 202, not 404."""
+    pipe.set(ActivityKeys(tenant_id, activity_id).pending(request_key), 1, ex=PENDING_TTL_S)
+
+
+def dispatcher_heartbeat(pipe: Pipe, body: bytes, ttl_s: int) -> None:
+    """The dispatcher's proof of life (its actors answered a ping); readiness reads it."""
+    pipe.set(DISPATCHER_HEARTBEAT, body, ex=ttl_s)

@@ -1,0 +1,76 @@
+"""The api's end of the road on a real Kafka: requests packed per owner, replies routed."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from api.road import Road
+from domain.road import DRAW, owner_key
+from domain.topics import COUNT_HEADER, REPLIES, REQUESTS, pack
+
+
+@pytest.fixture
+async def road(kafka_bootstrap: str) -> AsyncIterator[Road]:
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", linger_ms=1)
+    await producer.start()
+    road = Road(producer, kafka_bootstrap)
+    await road.start(set(range(REPLIES.partitions)))
+    try:
+        yield road
+    finally:
+        await road.stop()
+        await producer.stop()
+
+
+async def _records_for(bootstrap: str, key: bytes, expected: int) -> list:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(REQUESTS.name, p) for p in range(REQUESTS.partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        found: list = []
+        async with asyncio.timeout(30):
+            while sum(len(orjson.loads(r.value)) for r in found) < expected:
+                for records in (await consumer.getmany(timeout_ms=200)).values():
+                    found += [r for r in records if r.key == key]
+        return found
+    finally:
+        await consumer.stop()
+
+
+async def test_requests_of_one_turn_share_a_record_and_replies_find_their_waiters(
+    road: Road, kafka_bootstrap: str
+) -> None:
+    owner = f"a{uuid.uuid4().hex[:8]}"
+    asks = [
+        asyncio.ensure_future(road.ask(DRAW, "t1", owner, f"u{i}", "r1", timeout_s=20))
+        for i in range(50)
+    ]
+    key = owner_key(DRAW, "t1", owner).encode()
+    (record,) = await _records_for(kafka_bootstrap, key, expected=50)
+    assert dict(record.headers)[COUNT_HEADER] == b"50"
+    requests = orjson.loads(record.value)
+    assert [r["user_id"] for r in requests] == [f"u{i}" for i in range(50)]
+    assert {r["reply_to"] for r in requests} == {road.instance_id}
+
+    # Play the dispatcher: one reply record for this instance, one for another.
+    outcomes = [orjson.dumps({"event_id": r["event_id"], "n": i}) for i, r in enumerate(requests)]
+    entries = [b"[%d,%s]" % (r["reply_id"], o) for r, o in zip(requests, outcomes, strict=True)]
+    async with AIOKafkaProducer(bootstrap_servers=kafka_bootstrap) as producer:
+        await producer.send_and_wait(REPLIES.name, pack(entries[:1]), key=b"api-someone-else")
+        await producer.send_and_wait(REPLIES.name, pack(entries), key=road.instance_id.encode())
+    answers = await asyncio.gather(*asks)
+    assert [a["n"] for a in answers] == list(range(50))
+
+
+async def test_unanswered_but_queued_request_times_out_to_none(road: Road) -> None:
+    owner = f"a{uuid.uuid4().hex[:8]}"
+    assert await road.ask(DRAW, "t1", owner, "u1", "r1", timeout_s=1.0) is None
+    assert road._waiters == {}  # nothing left behind
