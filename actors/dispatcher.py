@@ -8,8 +8,10 @@ Two steps joined by a bounded queue (arroyo-style, STYLE.md):
    in the queue, an actor decides poll N+1 while poll N's ledger commit is in
    flight.
 2. **produce & commit** — in poll order: await the calls, ``fan_out`` their
-   outcomes and replies, wait for Kafka's acks, and only then commit the
-   poll's offsets.
+   outcomes and replies, wait for Kafka's acks, and only then hand the poll's
+   offsets to the offset committer, which commits the latest it was given
+   while the next poll is produced (a commit is a broker round trip that no
+   reply should wait for).
 
 A crash anywhere re-delivers every poll whose offsets were not committed; the
 actor answers a re-delivered request with the outcome already decided, so
@@ -26,6 +28,7 @@ import logging
 import signal
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
@@ -47,12 +50,17 @@ log = logging.getLogger("carnival.dispatcher")
 
 GROUP_ID = "carnival-dispatcher"
 POLL_TIMEOUT_MS = 100
+# A fetch returns once this many bytes (~30 requests) are there, or after the wait:
+# under load polls fill up, and when quiet a poll is not a broker round trip a request.
+FETCH_MIN_BYTES = 8192
+FETCH_WAIT_MS = 5
 # Records per poll; each record carries up to the api's REQUESTS_PER_RECORD requests.
 RECORDS_PER_POLL = 500
 # A call failing for longer than this stops the dispatcher with an error.
 CALL_RETRY_DEADLINE_S = 120.0
 CALL_RETRY_FIRST_S = 0.05
 CALL_RETRY_MAX_S = 2.0
+OFFSET_COMMIT_EVERY_S = 0.1
 # How long a rebalance waits for the polls in flight to be produced and committed.
 DRAIN_TIMEOUT_S = 30.0
 HEARTBEAT_EVERY_S = 2.0
@@ -82,14 +90,52 @@ class Work:
     results: asyncio.Future[list[BatchResult]]
 
 
+class _OffsetCommitter:
+    """Commits a poll's offsets once every record produced for it is acked, in poll
+    order, at most every OFFSET_COMMIT_EVERY_S: a commit is a broker request, and
+    committing later only means a crash re-delivers a little more, which the ledger
+    answers."""
+
+    def __init__(self, consumer: AIOKafkaConsumer) -> None:
+        self._consumer = consumer
+        self._pending: list[tuple[dict, list[asyncio.Future[Any]]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def commit(self, offsets: dict, acks: list[asyncio.Future[Any]]) -> None:
+        self._pending.append((offsets, acks))
+        if self._task is None or self._task.done():
+            if self._task is not None:
+                self._task.result()  # a failed produce or commit stops the dispatcher
+            self._task = asyncio.ensure_future(self._run())
+
+    async def flush(self) -> None:
+        while self._task is not None and not self._task.done():
+            await self._task
+        if self._task is not None:
+            self._task.result()
+
+    async def _run(self) -> None:
+        while self._pending:
+            pending, self._pending = self._pending, []
+            latest: dict = {}
+            for offsets, acks in pending:
+                await asyncio.gather(*acks)
+                latest.update(offsets)
+            await self._consumer.commit(latest)
+            await asyncio.sleep(OFFSET_COMMIT_EVERY_S)
+
+
 class _DrainOnRevoke(ConsumerRebalanceListener):
     def __init__(self, queue: asyncio.Queue[Work]) -> None:
         self._queue = queue
+        self.offsets: _OffsetCommitter | None = None
 
     async def on_partitions_revoked(self, revoked: object) -> None:
         # Produce and commit what was polled before the partitions move on.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._queue.join(), DRAIN_TIMEOUT_S)
+            if self.offsets is not None:
+                await self.offsets.flush()
 
     async def on_partitions_assigned(self, assigned: object) -> None:
         return None
@@ -115,17 +161,20 @@ class Dispatcher:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=RECORDS_PER_POLL,
-            fetch_max_wait_ms=20,
+            fetch_max_wait_ms=FETCH_WAIT_MS,
+            fetch_min_bytes=FETCH_MIN_BYTES,
         )
-        consumer.subscribe([REQUESTS.name], listener=_DrainOnRevoke(queue))
+        rebalance = _DrainOnRevoke(queue)
+        consumer.subscribe([REQUESTS.name], listener=rebalance)
         producer = AIOKafkaProducer(
-            bootstrap_servers=s.kafka_bootstrap, acks="all", enable_idempotence=True, linger_ms=1
+            bootstrap_servers=s.kafka_bootstrap, acks="all", enable_idempotence=True, linger_ms=0
         )
         redis = aioredis.Redis.from_url(s.redis_url)
         await producer.start()
         await consumer.start()
         heartbeat = asyncio.create_task(self._heartbeat(redis, consumer))
-        finisher = asyncio.create_task(self._finish(queue, consumer, producer))
+        offsets = rebalance.offsets = _OffsetCommitter(consumer)
+        finisher = asyncio.create_task(self._finish(queue, offsets, producer))
         log.info(
             "dispatcher running: %d actor(s), %d polls in flight, calls of ≤ %d requests",
             len(self._actors),
@@ -147,6 +196,7 @@ class Dispatcher:
                     IN_FLIGHT.set(queue.qsize())
             if not finisher.done():
                 await asyncio.wait_for(queue.join(), DRAIN_TIMEOUT_S)
+                await offsets.flush()
         finally:
             finisher.cancel()
             heartbeat.cancel()
@@ -157,7 +207,7 @@ class Dispatcher:
             await redis.aclose()
 
     async def _finish(
-        self, queue: asyncio.Queue[Work], consumer: AIOKafkaConsumer, producer: AIOKafkaProducer
+        self, queue: asyncio.Queue[Work], offsets: _OffsetCommitter, producer: AIOKafkaProducer
     ) -> None:
         """Step 2, in poll order: produce a poll's outcomes and replies, then commit it."""
         while True:
@@ -168,8 +218,8 @@ class Dispatcher:
                 for send in fan_out(result):
                     acks.append(await producer.send(send.topic, send.value, key=send.key))
                 DECISIONS.inc(result.decided)
-            await asyncio.gather(*acks)
-            await consumer.commit(work.offsets)
+            # The next poll's replies need not wait for these acks: the committer does.
+            offsets.commit(work.offsets, acks)
             queue.task_done()
             IN_FLIGHT.set(queue.qsize())
 

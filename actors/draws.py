@@ -23,22 +23,22 @@ import random
 import secrets
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
 
 from actors.recent import Commit, RecentOutcomes, accepted
 from domain.activity import Activity
 from domain.draw import REJECT_UNKNOWN_ACTIVITY, Decision, PoolState, utc_day
 from domain.events import DrawOutcome, now_ms
-from ledger.pools import Entry, PoolLedger
+from domain.road import Request
+from ledger.pools import Entry, PoolLedger, effect
 
 log = logging.getLogger("carnival.actors.draws")
 
+_ENCODE_OUTCOME = DrawOutcome.encoder()
 # Attempts per batch and pool before the batch fails back to the dispatcher,
 # which re-sends it (each attempt after the first reloads the pool).
 MAX_ATTEMPTS = 5
 
 PoolKey = tuple[str, str]  # (tenant id, activity id)
-Request = dict[str, Any]  # a RoadRequest body as parsed from the record
 
 
 @dataclass(eq=False)
@@ -71,11 +71,11 @@ class DrawPools:
         memory or in the ledger) gets the outcome already decided, byte for byte."""
         key = (tenant_id, activity_id)
         owner = f"{tenant_id}/{activity_id}"
-        unique = list({r["event_id"]: r for r in requests}.values())
+        unique = list({r.key: r for r in requests}.values())
         for attempt in range(MAX_ATTEMPTS):
             pool = await self._pool(key)
             if pool is None:  # nothing recorded: there is no such activity in this tenant
-                return {r["event_id"]: _unknown(r, batch_id) for r in unique}
+                return {r.key: _unknown(key, r, batch_id) for r in unique}
             wallet = _needs_wallet(pool.state.activity)
             lock = self._tenant_locks[tenant_id] if wallet else contextlib.nullcontext()
             async with lock:
@@ -97,11 +97,11 @@ class DrawPools:
         wallet: bool,
     ) -> dict[str, bytes] | None:
         """One attempt; None when the ledger refused it and the pool was reloaded."""
-        request_keys = [r["event_id"] for r in unique]
+        request_keys = [r.key for r in unique]
         found: dict[str, bytes] = {}
         balances: dict[str, int] = {}
         if attempt or wallet or pool.fresh:
-            users = sorted({r["user_id"] for r in unique}) if wallet else []
+            users = sorted({r.user_id for r in unique}) if wallet else []
             look = await self._ledger.lookup(*key, request_keys, users)
             if look.config != pool.config:  # changed since loaded: reload, decide again
                 self._invalidate(key, pool)
@@ -117,8 +117,9 @@ class DrawPools:
         results: dict[str, bytes] = {}
         waits: list[Commit] = []
         entries: list[Entry] = []
-        for req in unique:
-            request_key = req["event_id"]
+        taken: dict[str, int] = {}
+        tenant_id, activity_id = key
+        for req, request_key in zip(unique, request_keys, strict=True):
             done = found.get(request_key)
             if done is None and (hit := recent.get(owner, request_key)) is not None:
                 done, pending = hit
@@ -127,16 +128,30 @@ class DrawPools:
             if done is not None:
                 results[request_key] = done
                 continue
-            decision = state.decide(req["user_id"], at, rng, purse)
-            outcome = _outcome(req, decision, batch_id, at).dumps()
+            user_id = req.user_id
+            decision = state.decide(user_id, at, rng, purse)
+            outcome = _outcome(
+                request_key, tenant_id, activity_id, user_id, req.request_id, decision, batch_id, at
+            )
             results[request_key] = outcome
-            entries.append(_entry(req, decision, outcome))
+            won = decision.status == "won"
+            entries.append(
+                Entry(
+                    request_key,
+                    outcome,
+                    effect(decision.counts_as_draw, won, decision.points_delta),
+                )
+            )
+            for stock_field, amount in decision.stock:
+                taken[stock_field] = taken.get(stock_field, 0) + amount
         pool.fresh = False
         commit: Commit | None = None
         if entries:
             head = secrets.token_hex(8)
             checked = balances if wallet else {}
-            commit = self._ledger.commit(state.activity, day, entries, checked, pool.head, head)
+            commit = self._ledger.commit(
+                state.activity, day, entries, taken, checked, pool.head, head
+            )
             pool.head = head
             pool.inflight.add(commit)
             commit.add_done_callback(pool.inflight.discard)
@@ -192,36 +207,35 @@ def _needs_wallet(activity: Activity) -> bool:
     return activity.limits.points_cost > 0 or any(t.min_points for t in activity.rules.tiers)
 
 
-def _outcome(req: Request, decision: Decision, batch_id: str, at: int) -> DrawOutcome:
+def _outcome(
+    request_key: str,
+    tenant_id: str,
+    activity_id: str,
+    user_id: str,
+    request_id: str,
+    decision: Decision,
+    batch_id: str,
+    at: int,
+) -> bytes:
+    """The serialised DrawOutcome of a decision."""
     prize = decision.prize
-    return DrawOutcome(
-        event_id=req["event_id"],
-        tenant_id=req["tenant_id"],
-        activity_id=req["owner_id"],
-        user_id=req["user_id"],
-        request_id=req["request_id"],
-        status=decision.status,  # type: ignore[arg-type]
-        prize_id=prize.id if prize else "",
-        prize_name=prize.name if prize else "",
-        prize_kind=prize.kind if prize else ("red_envelope" if decision.amount else ""),
-        reason=decision.reason,
-        batch_id=batch_id,
-        occurred_at=at,
-        amount=decision.amount,
+    return _ENCODE_OUTCOME(
+        request_key,
+        tenant_id,
+        activity_id,
+        user_id,
+        request_id,
+        decision.status,
+        prize.id if prize else "",
+        prize.name if prize else "",
+        prize.kind if prize else ("red_envelope" if decision.amount else ""),
+        decision.reason,
+        batch_id,
+        at,
+        decision.amount,
     )
 
 
-def _entry(req: Request, decision: Decision, outcome: bytes) -> Entry:
-    return Entry(
-        request_key=req["event_id"],
-        user_id=req["user_id"] if decision.counts_as_draw else "",
-        stock=decision.stock,
-        points_delta=decision.points_delta,
-        won=decision.status == "won",
-        outcome=outcome,
-    )
-
-
-def _unknown(req: Request, batch_id: str) -> bytes:
+def _unknown(key: PoolKey, req: Request, batch_id: str) -> bytes:
     decision = Decision("rejected", reason=REJECT_UNKNOWN_ACTIVITY)
-    return _outcome(req, decision, batch_id, now_ms()).dumps()
+    return _outcome(req.key, *key, req.user_id, req.request_id, decision, batch_id, now_ms())

@@ -5,14 +5,19 @@ retry reaches the actor; answering it from here spares the ledger a refused
 commit. An entry is *pending* until its commit is accepted: a batch that
 answers from a pending entry must wait for that commit before it returns, so
 no outcome is ever acknowledged that the ledger could still refuse.
+
+Accepted entries are kept as plain ``str -> bytes`` (a dict the garbage
+collector does not track, however large); only the few pending ones hold their
+commit future.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
-# Entries kept (FIFO): ~0.5 KB each, so about 50 MB at this size. A retry older
+# Entries kept (FIFO): ~0.4 KB each, so about 40 MB at this size. A retry older
 # than that is answered by the ledger after one refused commit.
 RECENT_OUTCOMES_MAX = 100_000
 
@@ -24,36 +29,55 @@ def accepted(commit: Commit) -> bool:
     return not commit.cancelled() and commit.exception() is None and commit.result()[0] == b"ok"
 
 
+def _key(owner: str, request_key: str) -> str:
+    return f"{owner}\0{request_key}"
+
+
 class RecentOutcomes:
     def __init__(self, capacity: int = RECENT_OUTCOMES_MAX) -> None:
         self._capacity = capacity
-        self._entries: dict[tuple[str, str], tuple[bytes, Commit | None]] = {}
+        self._accepted: dict[str, bytes] = {}
+        # one dict per commit in flight (a handful): looked up after ``_accepted``
+        self._pending: list[tuple[dict[str, bytes], Commit]] = []
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._accepted) + sum(len(batch) for batch, _ in self._pending)
 
     def get(self, owner: str, request_key: str) -> tuple[bytes, Commit | None] | None:
         """The outcome and, while its commit is in flight, that commit; None if unknown
         here or its commit was refused."""
-        hit = self._entries.get((owner, request_key))
-        if hit is None:
-            return None
-        outcome, commit = hit
-        if commit is not None and commit.done():
-            if not accepted(commit):
-                return None
-            commit = None
-        return outcome, commit
+        key = _key(owner, request_key)
+        outcome = self._accepted.get(key)
+        if outcome is not None:
+            return outcome, None
+        for batch, commit in self._pending:
+            outcome = batch.get(key)
+            if outcome is not None:
+                if commit.done() and not accepted(commit):
+                    return None
+                return outcome, commit
+        return None
 
-    def add(self, owner: str, items: list[tuple[str, bytes]], commit: Commit | None) -> None:
-        entries = self._entries
-        for request_key, outcome in items:
-            entries[(owner, request_key)] = (outcome, commit)
-        overflow = len(entries) - self._capacity
-        if overflow > 0:
-            for key in [k for k, _ in zip(entries, range(overflow), strict=False)]:
-                del entries[key]
+    def add(self, owner: str, items: list[tuple[str, bytes]], commit: Commit) -> None:
+        entry = ({_key(owner, request_key): outcome for request_key, outcome in items}, commit)
+        self._pending.append(entry)
+        commit.add_done_callback(lambda _: self._settle(entry))
 
     def drop(self, owner: str, request_keys: list[str]) -> None:
         for request_key in request_keys:
-            self._entries.pop((owner, request_key), None)
+            key = _key(owner, request_key)
+            self._accepted.pop(key, None)
+            for batch, _ in self._pending:
+                batch.pop(key, None)
+
+    def _settle(self, entry: tuple[dict[str, bytes], Commit]) -> None:
+        self._pending.remove(entry)
+        batch, commit = entry
+        if not accepted(commit):
+            return
+        entries = self._accepted
+        entries.update(batch)
+        if len(entries) > self._capacity + self._capacity // 10:
+            # A tenth at a time, oldest first, so the cost is not paid on every batch.
+            for key in list(itertools.islice(entries, len(entries) - self._capacity)):
+                del entries[key]

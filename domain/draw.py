@@ -31,6 +31,7 @@ import time
 from collections.abc import Container
 from dataclasses import dataclass, field
 from itertools import accumulate
+from typing import NamedTuple
 
 from domain.activity import Activity, Prize
 from domain.envelopes import next_amount
@@ -65,9 +66,9 @@ def initial_stock(activity: Activity) -> dict[str, int]:
 
 def rejection(
     activity: Activity,
+    open_now: bool,
     blacklist: Container[str],
     user_id: str,
-    at_ms: int,
     draws: int,
     draws_today: int,
     total_draws: int,
@@ -78,9 +79,10 @@ def rejection(
 
     The one definition of draw eligibility: the actor decides with it and the
     shopper's activity view shows ``can_draw`` from it. Plain arguments, not a
-    record, because the actor calls it for every request of every batch.
+    record, because the actor calls it for every request of every batch; ``open_now``
+    is ``activity.is_open(now)``, which the actor works out once per batch.
     """
-    if not activity.is_open(at_ms):
+    if not open_now:
         return REJECT_NOT_RUNNING
     if user_id in blacklist:
         return REJECT_BLACKLISTED
@@ -98,8 +100,10 @@ def rejection(
     return ""
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
+    """A draw's result (a tuple: the actor makes one per draw, and a frozen
+    dataclass's __init__ cost a third of ``decide``)."""
+
     status: str  # "won" | "lost" | "rejected"
     prize: Prize | None = None
     reason: str = ""
@@ -142,15 +146,11 @@ class PoolState:
     _day_ends_at: int = field(default=0, repr=False)  # epoch ms when ``day`` is over
     _tables: dict[int, WeightTable] = field(default_factory=dict, repr=False)
     _blacklist: frozenset[str] = field(default=frozenset(), repr=False)
+    _open_at: int = field(default=-1, repr=False)  # the clock reading ``_open`` is for
+    _open: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
         self._blacklist = frozenset(self.activity.rules.blacklist)
-
-    def reconfigure(self, activity: Activity, stock: dict[str, int]) -> None:
-        """A new config version (pause, resume, stock added); counters stay."""
-        self.activity, self.stock = activity, stock
-        self._tables.clear()
-        self._blacklist = frozenset(activity.rules.blacklist)
 
     def table(self, tier: int) -> WeightTable:
         """Tier -1 is the configured weights; exhausted prizes' weight moves to the fallback."""
@@ -196,11 +196,13 @@ class PoolState:
         balance = wallet.get(user_id, 0)
         activity = self.activity
         envelopes = self.stock[ENVELOPES_LEFT] if activity.envelopes is not None else None
+        if at_ms != self._open_at:  # a batch's requests share one clock reading
+            self._open_at, self._open = at_ms, activity.is_open(at_ms)
         reason = rejection(
             activity,
+            self._open,
             self._blacklist,
             user_id,
-            at_ms,
             used,
             today,
             self.total_draws,

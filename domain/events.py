@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Literal, Self
 
@@ -29,6 +30,23 @@ class SchemaError(ValueError):
 @functools.cache
 def _field_names(cls: type) -> tuple[str, ...]:
     return tuple(f.name for f in fields(cls))
+
+
+@functools.cache
+def _encoder(cls: type) -> Callable[..., bytes]:
+    # Generated once per event class from its fields, as dataclasses generate __init__.
+    # The result is copied into an exact-size object: orjson returns its ~1 KB output
+    # buffer shrunk in place, and when many are kept (an actor holds a batch's
+    # outcomes, then thousands of recent ones) the freed tails fragment the C heap,
+    # which made each kept outcome cost ~3 µs instead of ~0.7 µs.
+    names = _field_names(cls)
+    params = ", ".join(f"_{i}" for i in range(len(names)))
+    items = [f'"type": {cls.TYPE!r}', f'"schema_version": {cls.VERSION!r}']
+    items += [f"{name!r}: _{i}" for i, name in enumerate(names)]
+    namespace: dict[str, Any] = {"dumps": orjson.dumps}
+    namespace["compact"] = lambda raw: bytes(memoryview(raw))
+    exec(f"def encode({params}):\n    return compact(dumps({{{', '.join(items)}}}))\n", namespace)
+    return namespace["encode"]
 
 
 @functools.cache
@@ -53,6 +71,14 @@ class Event:
         # orjson serialises the dataclass in C; the envelope's class-level fields
         # are spliced in front (every event has at least one field, so "{" + ",").
         return _envelope(type(self)) + orjson.dumps(self)[1:]
+
+    @classmethod
+    def encoder(cls) -> Callable[..., bytes]:
+        """A function of the fields, in order, all positional, that returns what
+        ``cls(...).dumps()`` does, byte for byte, without building the dataclass:
+        the actor serialises an outcome per decision, and the dataclass's __init__
+        plus the envelope splice cost three times a dict literal serialised by orjson."""
+        return _encoder(cls)
 
     @classmethod
     def from_dict(cls, body: dict[str, Any]) -> Self:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NamedTuple
 
 from domain.events import Event, now_ms
 from domain.topics import DRAW_OUTCOMES, Topic
@@ -33,22 +33,39 @@ DRAW = Kind("draw", "activity", DRAW_OUTCOMES)
 KINDS: dict[str, Kind] = {k.name: k for k in (DRAW,)}
 
 
-@dataclass(frozen=True, slots=True)
-class RoadRequest(Event):
-    """One request on REQUESTS, of any kind; the api produces it, an actor decides it."""
+# One request inside a REQUESTS record: [user_id, request_id, reply_id, body].
+# reply_id is the waiter's number in the api instance named by the record's
+# reply_to (0: nobody waits); body is what the kind needs beyond the envelope.
+Row = tuple[str, str, int, dict[str, Any] | None]
 
-    TYPE: ClassVar[str] = "request"
 
-    kind: str
-    event_id: str  # the ledger key of the request: "<user_id>:<request_id>"
-    tenant_id: str
-    owner_id: str
+class Request(NamedTuple):
+    """A request as the actor decides it: a row and the api instance that waits."""
+
+    key: str  # the ledger key: request_key(user_id, request_id)
     user_id: str
     request_id: str
-    reply_to: str = ""  # api instance id; "" when nobody waits
-    reply_id: int = 0  # the waiter's number inside that instance
+    reply_id: int
+    body: dict[str, Any] | None
+    reply_to: str
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord(Event):
+    """One REQUESTS record: requests of one kind for one owner, from one api instance.
+
+    The envelope is written once per record and each request is a short row, so
+    neither the api nor the actor spends a JSON object per request.
+    """
+
+    TYPE: ClassVar[str] = "requests"
+
+    kind: str
+    tenant_id: str
+    owner_id: str
+    reply_to: str  # api instance id; "" when nobody waits
+    rows: list[Row]
     occurred_at: int = field(default_factory=now_ms)
-    body: dict[str, Any] | None = None  # what the kind needs beyond the envelope
 
 
 def owner_key(kind: Kind, tenant_id: str, owner_id: str) -> str:

@@ -1,110 +1,183 @@
-"""Ledger scripts run in the order they were decided, pipelined.
+"""Ledger scripts run in the order they were decided, written as they are submitted.
 
 The actor decides a batch without awaiting and submits its commit in the same
-step, so submission order is decision order. One task sends whatever is queued
-in one round trip on one connection, in that order, and resolves each future
-with its script's reply; meanwhile the actor decides the next batch. A pool's
-commits form a chain (each names the head it was decided on), so a commit
-refused or lost makes every commit decided on top of it refused too: this
-module needs no rollback, only order.
+step: ``submit`` packs the script call (hiredis, in C) and writes it to the
+socket at once, so Redis runs batch N's commit while the actor decides batch
+N+1, and submission order is execution order. One reader task parses the
+replies in order and resolves each submission's future.
 
-Contract for a future: its result is the script's reply; an exception means
-the round trip failed and says nothing about whether the script ran (the
+A pool's commits form a chain (each names the head it was decided on), so a
+commit refused or lost makes every commit decided on top of it refused too:
+this module needs no rollback, only order.
+
+Contract for a future: its result is the script's reply (an error reply is an
+exception); a connection failure fails every future in flight with
+``ConnectionError`` and says nothing about whether those scripts ran (the
 caller reloads from the ledger, whose chain head tells what happened).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hashlib
 import logging
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
-import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError
+import hiredis
+from redis.exceptions import NoScriptError, ResponseError
 
 log = logging.getLogger("carnival.ledger.committer")
 
-# Commits per round trip: bounds the latency one round adds to the first of them.
-MAX_PER_ROUND = 32
+CONNECT_TIMEOUT_S = 5.0
+# With commits in flight and no reply for this long, the connection is given up.
+REPLY_TIMEOUT_S = 10.0
+READ_CHUNK_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
 class Script:
     source: str
+    sha: str = ""
 
-    @property
-    def sha(self) -> str:
-        return hashlib.sha1(self.source.encode()).hexdigest()
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
 
 
 @dataclass(slots=True)
 class _Job:
     script: Script
-    keys: list[str]
-    args: list[Any]
+    packed: bytes
     future: asyncio.Future[Any]
 
 
 class Committer:
-    def __init__(self, client: aioredis.Redis) -> None:
-        self._redis = client
-        self._queue: asyncio.Queue[_Job] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self._host = parts.hostname or "127.0.0.1"
+        self._port = parts.port or 6379
+        self._password = unquote(parts.password) if parts.password else None
+        self._username = unquote(parts.username) if parts.username else None
+        self._db = int(parts.path.strip("/") or 0)
+        self._writer: asyncio.StreamWriter | None = None
+        self._reader_task: asyncio.Task[None] | None = None
+        self._connecting: asyncio.Task[None] | None = None
+        self._backlog: list[_Job] = []  # submitted while connecting
+        self._in_flight: collections.deque[_Job | None] = collections.deque()
+        self._loaded: set[str] = set()
 
     def submit(self, script: Script, keys: list[str], args: list[Any]) -> asyncio.Future[Any]:
-        """Queue a script run (synchronous: callers rely on submission order)."""
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run())
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Job(script, keys, args, future))
-        return future
+        """Queue a script run now (synchronous: callers rely on submission order)."""
+        packed = hiredis.pack_command(("EVALSHA", script.sha, len(keys), *keys, *args))
+        job = _Job(script, packed, asyncio.get_running_loop().create_future())
+        if self._writer is None or self._writer.is_closing():
+            self._backlog.append(job)
+            if self._connecting is None or self._connecting.done():
+                self._connecting = asyncio.ensure_future(self._connect())
+        else:
+            self._write(job)
+        return job.future
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self._redis.aclose()
+        for task in (self._connecting, self._reader_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        if self._writer is not None:
+            self._writer.close()
+        self._fail(ConnectionError("the committer was closed"))
 
-    async def _run(self) -> None:
-        while True:
-            jobs = [await self._queue.get()]
-            while len(jobs) < MAX_PER_ROUND and not self._queue.empty():
-                jobs.append(self._queue.get_nowait())
-            try:
-                await self._round(jobs)
-            except Exception as exc:  # the connection failed: every job of the round is unknown
-                log.warning("ledger round of %d commits failed: %s", len(jobs), exc)
-                for job in jobs:
-                    if not job.future.done():
-                        job.future.set_exception(exc)
+    def _write(self, job: _Job) -> None:
+        assert self._writer is not None
+        if job.script.sha not in self._loaded:
+            # Loaded on this connection before its first use (a restarted Redis has
+            # no scripts); its reply is skipped by the reader (None in the queue).
+            self._loaded.add(job.script.sha)
+            self._writer.write(hiredis.pack_command(("SCRIPT", "LOAD", job.script.source)))
+            self._in_flight.append(None)
+        self._writer.write(job.packed)
+        self._in_flight.append(job)
 
-    async def _round(self, jobs: list[_Job]) -> None:
-        replies = await self._send(jobs)
-        missing = [job for job, reply in zip(jobs, replies, strict=True) if _no_script(reply)]
-        if missing:  # Redis restarted or flushed its scripts: none of these ran
-            for script in {job.script.source: job.script for job in missing}.values():
-                await self._redis.script_load(script.source)
-            replies = [*replies]
-            retried = iter(await self._send(missing))
-            replies = [next(retried) if _no_script(r) else r for r in replies]
-        for job, reply in zip(jobs, replies, strict=True):
-            if job.future.done():  # the waiter was cancelled
-                continue
-            if isinstance(reply, Exception):
-                job.future.set_exception(reply)
+    async def _connect(self) -> None:
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(self._host, self._port), CONNECT_TIMEOUT_S
+            )
+            parser = hiredis.Reader()
+            for command in self._handshake():
+                writer.write(hiredis.pack_command(command))
+                reply = await self._read_one(reader, parser)
+                if isinstance(reply, hiredis.ReplyError):
+                    raise ConnectionError(f"redis refused {command[0]}: {reply}")
+        except Exception as exc:
+            backlog, self._backlog = self._backlog, []
+            for job in backlog:
+                if not job.future.done():
+                    job.future.set_exception(ConnectionError(f"cannot reach the ledger: {exc}"))
+            return
+        self._writer, self._loaded = writer, set()
+        self._reader_task = asyncio.ensure_future(self._read(reader, parser))
+        backlog, self._backlog = self._backlog, []
+        for job in backlog:
+            self._write(job)
+
+    def _handshake(self) -> list[tuple[str, ...]]:
+        commands: list[tuple[str, ...]] = []
+        if self._password is not None:
+            user = (self._username,) if self._username else ()
+            commands.append(("AUTH", *user, self._password))
+        if self._db:
+            commands.append(("SELECT", str(self._db)))
+        return commands
+
+    @staticmethod
+    async def _read_one(reader: asyncio.StreamReader, parser: hiredis.Reader) -> Any:
+        while (reply := parser.gets()) is False:
+            data = await asyncio.wait_for(reader.read(READ_CHUNK_BYTES), CONNECT_TIMEOUT_S)
+            if not data:
+                raise ConnectionError("the ledger closed the connection")
+            parser.feed(data)
+        return reply
+
+    async def _read(self, reader: asyncio.StreamReader, parser: hiredis.Reader) -> None:
+        try:
+            while True:
+                timeout = REPLY_TIMEOUT_S if self._in_flight else None
+                data = await asyncio.wait_for(reader.read(READ_CHUNK_BYTES), timeout)
+                if not data:
+                    raise ConnectionError("the ledger closed the connection")
+                parser.feed(data)
+                while (reply := parser.gets()) is not False:
+                    job = self._in_flight.popleft()
+                    if job is not None:
+                        self._resolve(job, reply)
+        except (Exception, asyncio.CancelledError) as exc:
+            if self._writer is not None:
+                self._writer.close()
+            self._writer = None
+            self._fail(ConnectionError(f"the ledger connection failed: {exc!r}"))
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+
+    def _resolve(self, job: _Job, reply: Any) -> None:
+        if job.future.done():  # the waiter was cancelled
+            return
+        if isinstance(reply, hiredis.ReplyError):
+            message = str(reply)
+            if message.startswith("NOSCRIPT"):  # flushed meanwhile: load it again next time
+                self._loaded.discard(job.script.sha)
+                job.future.set_exception(NoScriptError(message))
             else:
-                job.future.set_result(reply)
+                job.future.set_exception(ResponseError(message))
+        else:
+            job.future.set_result(reply)
 
-    async def _send(self, jobs: list[_Job]) -> list[Any]:
-        pipe = self._redis.pipeline(transaction=False)
-        for job in jobs:
-            pipe.evalsha(job.script.sha, len(job.keys), *job.keys, *job.args)
-        return await pipe.execute(raise_on_error=False)
-
-
-def _no_script(reply: Any) -> bool:
-    return isinstance(reply, NoScriptError)
+    def _fail(self, exc: Exception) -> None:
+        in_flight, self._in_flight = self._in_flight, collections.deque()
+        for job in in_flight:
+            if job is not None and not job.future.done():
+                job.future.set_exception(exc)

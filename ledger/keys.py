@@ -101,7 +101,6 @@ class ActivityKeys:
         return f"{self.base}:pending:{request_key}"
 
 
-
 def api_key_key(key_hash: str) -> str:
     return f"{PREFIX}:apikey:{key_hash}"
 

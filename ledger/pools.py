@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import redis.asyncio as aioredis
 
@@ -22,16 +23,18 @@ DAY_COUNTER_TTL_S = 2 * 86_400
 COMMIT_DRAWS = Script((Path(__file__).parent / "commit_draws.lua").read_text())
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One decision as the commit script needs it."""
+class Entry(NamedTuple):
+    """One decision as the commit script needs it (a tuple: one is made per draw)."""
 
     request_key: str
-    user_id: str  # "" when the request was rejected (not a draw)
-    stock: tuple[tuple[str, int], ...]  # at most two (field, amount) pairs
-    points_delta: int
-    won: bool
     outcome: bytes
+    effect: str  # 'r' rejected; 'd' a draw, 'w' a win, then the points delta: 'd-10'
+
+
+def effect(counts_as_draw: bool, won: bool, points_delta: int) -> str:
+    if not counts_as_draw:
+        return "r"
+    return f"{'w' if won else 'd'}{points_delta}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +64,8 @@ class PoolLedger:
 
     @classmethod
     def from_url(cls, url: str) -> PoolLedger:
-        def client() -> aioredis.Redis:
-            return aioredis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
-
-        return cls(client(), Committer(client()))
+        reads = aioredis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
+        return cls(reads, Committer(url))
 
     async def close(self) -> None:
         await self._commits.close()
@@ -112,32 +113,21 @@ class PoolLedger:
         activity: Activity,
         day: int,
         entries: list[Entry],
+        stock: dict[str, int],
         balances: dict[str, int],
         decided_on: str,
         head: str,
     ) -> asyncio.Future[list[bytes]]:
         """Queue the batch's commit; synchronous so decision order is commit order.
 
-        ``decided_on``: the head the batch was decided on; ``head``: its own token.
-        ``balances``: the points each user had when the actor decided (checked, so
-        a concurrent points change makes the batch stale instead of wrong).
-        The future's result is ``[b"ok", draws]`` or ``[b"stale", why]``.
+        ``stock``: the amount taken per stock field; ``decided_on``: the head the
+        batch was decided on; ``head``: its own token. ``balances``: the points each
+        user had when the actor decided (checked, so a concurrent points change makes
+        the batch stale instead of wrong). The future's result is ``[b"ok", draws]``
+        or ``[b"stale", why]``.
         """
         keys = ActivityKeys(activity.tenant_id, activity.id)
         limits = activity.limits
-        stock: dict[str, int] = {}
-        users: dict[str, list] = {}  # user -> [draws added, points delta, [request keys won]]
-        outcomes: list[str | bytes] = []
-        for e in entries:
-            outcomes += [e.request_key, e.outcome]
-            for field, amount in e.stock:
-                stock[field] = stock.get(field, 0) + amount
-            if e.user_id:
-                agg = users.setdefault(e.user_id, [0, 0, []])
-                agg[0] += 1
-                agg[1] += e.points_delta
-                if e.won:
-                    agg[2].append(e.request_key)
         args: list[str | bytes | int] = [
             decided_on,
             head,
@@ -148,14 +138,14 @@ class PoolLedger:
             DAY_COUNTER_TTL_S,
             len(entries),
             len(stock),
-            len(users),
-            *outcomes,
+            len(balances),
         ]
+        for entry in entries:
+            args.extend(entry)
         for field, amount in stock.items():
             args += [field, amount]
-        for user, (draws, delta, won) in users.items():
-            expected = balances.get(user)
-            args += [user, draws, delta, "" if expected is None else expected, "\n".join(won)]
+        for user, balance in balances.items():
+            args += [user, balance]
         return self._commits.submit(
             COMMIT_DRAWS,
             [

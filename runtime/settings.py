@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     # Requests per actor call (a poll is split into calls of at most this many).
     batch_max: int = Field(1000, alias="CARNIVAL_BATCH_MAX")
     # Polls in flight in the dispatcher: the actor decides poll N+1 while N commits.
-    pipeline_depth: int = Field(2, alias="CARNIVAL_PIPELINE_DEPTH")
+    pipeline_depth: int = Field(3, alias="CARNIVAL_PIPELINE_DEPTH")
     actor_count: int = Field(1, alias="CARNIVAL_ACTORS")
     ray_namespace: str = Field("carnival", alias="CARNIVAL_RAY_NAMESPACE")
     dispatcher_metrics_port: int = Field(9101, alias="CARNIVAL_DISPATCHER_METRICS_PORT")

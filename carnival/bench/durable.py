@@ -11,8 +11,10 @@ import time
 
 from carnival.bench.fixtures import Advance, PathResult
 from domain.activity import Activity
+from runtime.settings import Settings
 
-PIPELINE_DEPTH = 2  # the dispatcher's default (CARNIVAL_PIPELINE_DEPTH)
+# Calls in flight: the dispatcher's default (CARNIVAL_PIPELINE_DEPTH).
+PIPELINE_DEPTH: int = Settings.model_fields["pipeline_depth"].default
 
 
 def run_durable(
@@ -27,9 +29,7 @@ def run_durable(
     import ray
 
     from actors.owner_actor import OwnerActor
-    from domain.events import request_key
-    from domain.road import DRAW, RoadRequest
-    from domain.topics import pack
+    from domain.road import DRAW, RequestRecord
     from ledger.admin import SyncLedger
 
     ledger = SyncLedger.from_url(redis_url)
@@ -38,21 +38,24 @@ def run_durable(
     actor = OwnerActor.options(num_cpus=0).remote(redis_url, 7)  # type: ignore[attr-defined]
     tenant_id, activity_id = activity.tenant_id, activity.id
     n_users = len(users)
+
     # Records are built before the clock starts: the api builds them, in its own process.
+    def rows(first: int) -> list:
+        return [
+            (users[i % n_users], f"r{i}", 0, None) for i in range(first, min(first + batch, draws))
+        ]
+
     batches = [
-        pack(
+        RequestRecord(
+            DRAW.name,
+            tenant_id,
+            activity_id,
+            "",  # nobody waits for a reply
             [
-                RoadRequest(
-                    kind=DRAW.name,
-                    event_id=request_key(users[i % n_users], f"r{i}"),
-                    tenant_id=tenant_id,
-                    owner_id=activity_id,
-                    user_id=users[i % n_users],
-                    request_id=f"r{i}",
-                ).dumps()
+                (users[i % n_users], f"r{i}", 0, None)
                 for i in range(first, min(first + batch, draws))
-            ]
-        )
+            ],
+        ).dumps()
         for first in range(0, draws, batch)
     ]
     try:

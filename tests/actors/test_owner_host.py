@@ -17,9 +17,7 @@ import pytest
 
 from actors.host import OwnerHost
 from domain.activity import Activity, Limits, Prize
-from domain.events import request_key
-from domain.road import DRAW, BatchResult, RoadRequest
-from domain.topics import pack
+from domain.road import DRAW, BatchResult, RequestRecord, Row
 from ledger.admin import SyncLedger
 
 Hosts = Callable[..., OwnerHost]
@@ -47,20 +45,9 @@ def _users(n: int) -> list[str]:
 
 
 def _records(activity: Activity, users: list[str], tag: str, tenant: str = "") -> list[bytes]:
-    requests = [
-        RoadRequest(
-            kind=DRAW.name,
-            event_id=request_key(u, tag),
-            tenant_id=tenant or activity.tenant_id,
-            owner_id=activity.id,
-            user_id=u,
-            request_id=tag,
-            reply_to="api-test",
-            reply_id=i,
-        ).dumps()
-        for i, u in enumerate(users)
-    ]
-    return [pack(requests)]
+    rows: list[Row] = [(u, tag, i, None) for i, u in enumerate(users)]
+    record = RequestRecord(DRAW.name, tenant or activity.tenant_id, activity.id, "api-test", rows)
+    return [record.dumps()]
 
 
 def _outcomes(result: BatchResult) -> list[dict]:
@@ -89,19 +76,32 @@ async def hosts(redis_url: str) -> AsyncIterator[Hosts]:
         await host.close()
 
 
-def _gate(host: OwnerHost) -> tuple[asyncio.Event, list[int]]:
-    """Hold the host's commits until the event is set; the list counts the jobs sent."""
-    committer = host._ledger._commits
-    gate, sent = asyncio.Event(), []
-    send = committer._send
+class Gate:
+    """Holds a host's commits (as a slow ledger would) until opened; counts those sent."""
 
-    async def gated(jobs: list[Any]) -> list[Any]:
-        await gate.wait()
-        sent.append(len(jobs))
-        return await send(jobs)
+    def __init__(self, host: OwnerHost) -> None:
+        self.committer = host._ledger._commits
+        self.held: list[Any] = []
+        self.sent = 0
+        self.open = False
+        self._write = self.committer._write
+        self.committer._write = self._hold  # type: ignore[method-assign]
 
-    committer._send = gated  # type: ignore[method-assign]
-    return gate, sent
+    def _hold(self, job: Any) -> None:
+        if self.open:
+            self.sent += 1
+            self._write(job)
+        else:
+            self.held.append(job)
+
+    def release(self) -> None:
+        self.open = True
+        held, self.held = self.held, []
+        for job in held:
+            self._hold(job)
+
+    def close(self) -> None:
+        self.open = False
 
 
 async def _until(predicate: Callable[[], bool], what: str, timeout_s: float = 5.0) -> None:
@@ -111,10 +111,6 @@ async def _until(predicate: Callable[[], bool], what: str, timeout_s: float = 5.
                 await asyncio.sleep(0.005)
     except TimeoutError:
         raise AssertionError(f"timed out waiting for {what}") from None
-
-
-def _queued(host: OwnerHost) -> int:
-    return host._ledger._commits._queue.qsize()
 
 
 async def test_resent_batch_returns_the_same_outcomes(redis_url: str, hosts: Hosts) -> None:
@@ -179,7 +175,9 @@ async def test_malformed_requests_are_dropped_and_the_rest_decided(
 ) -> None:
     activity = _install(redis_url, stock=3)
     good = _records(activity, ["u1"], "ok")
-    result = await hosts().decide_batch("t:0:6", [b"not json", b'{"kind":"draw"}', b"[1]", *good])
+    bad_row = RequestRecord(DRAW.name, "t1", activity.id, "", [("u2", "r", "not an int", None)])
+    junk = [b"not json", b'{"kind":"draw"}', b"[1]", bad_row.dumps()]
+    result = await hosts().decide_batch("t:0:6", [*junk, *good])
     assert [o["user_id"] for o in _outcomes(result)] == ["u1"]
 
 
@@ -188,14 +186,13 @@ async def test_next_batch_is_decided_while_the_previous_commits(
 ) -> None:
     activity = _install(redis_url, stock=15)
     host = hosts()
-    gate, sent = _gate(host)
+    gate = Gate(host)
     first = asyncio.ensure_future(host.decide_batch("t:0:7", _records(activity, _users(10), "a")))
-    await _until(lambda: host._ledger._commits._task is not None, "the first commit submitted")
     second = asyncio.ensure_future(host.decide_batch("t:0:8", _records(activity, _users(10), "b")))
     # The second batch is decided and its commit queued while the first is held.
-    await _until(lambda: _queued(host) == 1, "the second commit queued behind the first")
-    assert not first.done() and not second.done() and sent == []
-    gate.set()
+    await _until(lambda: len(gate.held) == 2, "both commits held")
+    assert not first.done() and not second.done() and gate.sent == 0
+    gate.release()
     a, b = await first, await second
     assert sum(o["status"] == "won" for o in (*_outcomes(a), *_outcomes(b))) == 15
     totals = _totals(redis_url, activity)
@@ -209,20 +206,19 @@ async def test_refused_commit_refuses_the_batch_decided_on_top(
     the same pool: A is refused (stale head), B with it, and both are decided again."""
     activity = _install(redis_url, stock=12)
     host = hosts(1)
-    gate, sent = _gate(host)
+    gate = Gate(host)
     a = asyncio.ensure_future(host.decide_batch("t:0:10", _records(activity, _users(8), "a")))
-    await _until(lambda: host._ledger._commits._task is not None, "A's commit submitted")
     b = asyncio.ensure_future(host.decide_batch("t:0:11", _records(activity, _users(8), "b")))
-    await _until(lambda: _queued(host) == 1, "B's commit queued behind A's")
+    await _until(lambda: len(gate.held) == 2, "A's and B's commits held")
     c = await hosts(2).decide_batch("t:0:12", _records(activity, _users(8), "c"))
-    gate.set()
+    gate.release()
     results = [await a, await b, c]
     answered = {o["event_id"]: o for r in results for o in _outcomes(r)}
     ledger = _ledger(redis_url, activity)
     assert answered == ledger  # every answer is the one the ledger kept
     assert sum(o["status"] == "won" for o in ledger.values()) == 12 and len(ledger) == 24
     assert _totals(redis_url, activity)["stock:p"] == 0
-    assert len(sent) >= 2  # the refused round, then the batches decided again
+    assert gate.sent >= 4  # A and B refused, then both decided again
 
 
 async def test_crash_between_two_commits_then_both_batches_resent(
@@ -230,16 +226,16 @@ async def test_crash_between_two_commits_then_both_batches_resent(
 ) -> None:
     activity = _install(redis_url, stock=6)
     host = hosts(1)
-    gate, sent = _gate(host)
-    gate.set()
+    gate = Gate(host)
+    gate.release()
     batch_a, batch_b = _records(activity, _users(4), "a"), _records(activity, _users(4), "b")
     first_a = await host.decide_batch("t:0:13", batch_a)  # A committed...
-    gate.clear()
+    gate.close()
     b = asyncio.ensure_future(host.decide_batch("t:0:14", batch_b))
-    await _until(lambda: _queued(host) == 0 and not b.done(), "B's commit held")
+    await _until(lambda: len(gate.held) == 1, "B's commit held")
     b.cancel()  # ... and the actor dies before B's commit is sent
-    host._ledger._commits._task.cancel()  # type: ignore[union-attr]
-    assert sent == [1]
+    await host.close()
+    assert gate.sent == 1
     # The restarted actor gets both polls again (their offsets were not committed).
     fresh = hosts(2)
     again_a = await fresh.decide_batch("t:0:13", batch_a)
@@ -254,16 +250,16 @@ async def test_crash_between_two_commits_then_both_batches_resent(
 async def test_batch_resent_while_the_first_send_commits(redis_url: str, hosts: Hosts) -> None:
     activity = _install(redis_url, stock=3)
     host = hosts()
-    gate, sent = _gate(host)
+    gate = Gate(host)
     batch = _records(activity, _users(6), "r")
     first = asyncio.ensure_future(host.decide_batch("t:0:15", batch))
-    await _until(lambda: host._ledger._commits._task is not None, "the first commit submitted")
+    await _until(lambda: len(gate.held) == 1, "the first commit held")
     second = asyncio.ensure_future(host.decide_batch("t:0:15", batch))  # the dispatcher retried
     await asyncio.sleep(0.05)
     assert not second.done()  # answered from memory, but only once the commit is accepted
-    gate.set()
+    gate.release()
     a, b = await first, await second
-    assert a.outcomes == b.outcomes and sent == [1]
+    assert a.outcomes == b.outcomes and gate.sent == 1
     assert _totals(redis_url, activity)["draws"] == 6
 
 

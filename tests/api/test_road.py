@@ -37,7 +37,7 @@ async def _records_for(bootstrap: str, key: bytes, expected: int) -> list:
         await consumer.seek_to_beginning(*tps)
         found: list = []
         async with asyncio.timeout(30):
-            while sum(len(orjson.loads(r.value)) for r in found) < expected:
+            while sum(len(orjson.loads(r.value)["rows"]) for r in found) < expected:
                 for records in (await consumer.getmany(timeout_ms=200)).values():
                     found += [r for r in records if r.key == key]
         return found
@@ -56,13 +56,14 @@ async def test_requests_of_one_turn_share_a_record_and_replies_find_their_waiter
     key = owner_key(DRAW, "t1", owner).encode()
     (record,) = await _records_for(kafka_bootstrap, key, expected=50)
     assert dict(record.headers)[COUNT_HEADER] == b"50"
-    requests = orjson.loads(record.value)
-    assert [r["user_id"] for r in requests] == [f"u{i}" for i in range(50)]
-    assert {r["reply_to"] for r in requests} == {road.instance_id}
+    body = orjson.loads(record.value)
+    assert (body["kind"], body["tenant_id"], body["owner_id"]) == ("draw", "t1", owner)
+    assert body["reply_to"] == road.instance_id
+    assert [row[0] for row in body["rows"]] == [f"u{i}" for i in range(50)]
 
     # Play the dispatcher: one reply record for this instance, one for another.
-    outcomes = [orjson.dumps({"event_id": r["event_id"], "n": i}) for i, r in enumerate(requests)]
-    entries = [b"[%d,%s]" % (r["reply_id"], o) for r, o in zip(requests, outcomes, strict=True)]
+    outcomes = [orjson.dumps({"user": row[0], "n": i}) for i, row in enumerate(body["rows"])]
+    entries = [b"[%d,%s]" % (row[2], o) for row, o in zip(body["rows"], outcomes, strict=True)]
     async with AIOKafkaProducer(bootstrap_servers=kafka_bootstrap) as producer:
         await producer.send_and_wait(REPLIES.name, pack(entries[:1]), key=b"api-someone-else")
         await producer.send_and_wait(REPLIES.name, pack(entries), key=road.instance_id.encode())

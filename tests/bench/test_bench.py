@@ -47,7 +47,7 @@ def test_durable_path_committed_every_draw_to_the_ledger(
     assert totals["outcomes"] == TINY.durable_draws
     durable = report["paths"]["durable"]["detail"]
     assert durable["ledger_draws"] == TINY.durable_draws
-    assert durable["calls"] == TINY.durable_draws // TINY.batch and durable["in_flight"] == 2
+    assert durable["calls"] == TINY.durable_draws // TINY.batch and durable["in_flight"] == 3
     assert durable["outcomes"] == TINY.durable_draws
 
 

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from domain.events import DrawOutcome, SchemaError
-from domain.road import RoadRequest
+from domain.road import RequestRecord
 from domain.tokens import (
     TokenError,
     read_unverified_tenant,
@@ -56,13 +56,11 @@ def test_garbage_tokens_never_crash(token: str) -> None:
 
 
 def test_events_round_trip_with_envelope_fields() -> None:
-    event = RoadRequest(
-        kind="draw", event_id="u:r", tenant_id="t", owner_id="a", user_id="u", request_id="r"
-    )
+    event = RequestRecord("draw", "t", "a", "api-1", [["u", "r", 7, None]])  # type: ignore[list-item]
     body = event.to_dict()
-    assert body["type"] == "request" and body["schema_version"] == 1
-    assert {"event_id", "tenant_id", "occurred_at"} <= set(body)
-    assert RoadRequest.loads(event.dumps()) == event
+    assert body["type"] == "requests" and body["schema_version"] == 1
+    assert {"tenant_id", "occurred_at", "rows"} <= set(body)
+    assert RequestRecord.loads(event.dumps()) == event
 
 
 @pytest.mark.parametrize(
@@ -72,3 +70,17 @@ def test_events_round_trip_with_envelope_fields() -> None:
 def test_bad_messages_raise_schema_error(raw: bytes) -> None:
     with pytest.raises(SchemaError):
         DrawOutcome.loads(raw)
+
+
+@given(
+    st.text(max_size=20),
+    st.sampled_from(["won", "lost", "rejected"]),
+    st.integers(min_value=0, max_value=2**40),
+    st.integers(min_value=-(2**40), max_value=2**40),
+)
+def test_encode_is_dumps_without_the_dataclass(text: str, status: str, at: int, n: int) -> None:
+    values = (text, "t", "a", "u", "r\\n" + text, status, "p", text, "coupon", "", "b:0:1", at, n)
+    encode = DrawOutcome.encoder()
+    assert encode(*values) == DrawOutcome(*values).dumps()  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        encode(*values[:-1])
