@@ -42,6 +42,11 @@ async def shopper(
     res: Res,
     authorization: Annotated[str | None, Header()] = None,
 ) -> ShopperClaims:
+    return await authenticate_shopper(res, authorization)
+
+
+async def authenticate_shopper(res: Resources, authorization: str | None) -> ShopperClaims:
+    """The shopper a Bearer token names, or a 401 saying what is wrong with it."""
     if not authorization or not authorization.startswith("Bearer "):
         raise ApiError(
             401,

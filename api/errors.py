@@ -51,11 +51,22 @@ _HTTP_CODES = {
 }
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return _respond(exc.status, exc.code, exc.message, exc.details)
+def as_api_error(exc: Exception) -> ApiError:
+    """Any exception as the error a client gets: a dependency down is a 503 with its
+    code, anything unforeseen a 500 that is logged (never a traceback to the client)."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
+        log.warning("redis unavailable: %s", exc)
+        return ApiError(503, "redis_unavailable", "the ledger is unreachable; retry shortly")
+    if isinstance(exc, KafkaError):
+        log.warning("kafka unavailable: %s", exc)
+        return ApiError(503, "kafka_unavailable", "the request queue is unreachable; retry shortly")
+    log.error("unhandled error", exc_info=exc)
+    return ApiError(500, "internal_error", "an unexpected error occurred; it has been logged")
 
+
+def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         error = validation_error("invalid_request", exc.errors())
@@ -66,18 +77,11 @@ def install_error_handlers(app: FastAPI) -> None:
         code, message = _HTTP_CODES.get(exc.status_code, ("http_error", str(exc.detail)))
         return _respond(exc.status_code, code, message)
 
+    @app.exception_handler(ApiError)
     @app.exception_handler(redis.exceptions.ConnectionError)
     @app.exception_handler(redis.exceptions.TimeoutError)
-    async def _redis_down(_: Request, exc: Exception) -> JSONResponse:
-        log.warning("redis unavailable: %s", exc)
-        return _respond(503, "redis_unavailable", "the ledger is unreachable; retry shortly")
-
     @app.exception_handler(KafkaError)
-    async def _kafka_down(_: Request, exc: Exception) -> JSONResponse:
-        log.warning("kafka unavailable: %s", exc)
-        return _respond(503, "kafka_unavailable", "the request queue is unreachable; retry shortly")
-
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error")
-        return _respond(500, "internal_error", "an unexpected error occurred; it has been logged")
+    async def _error(_: Request, exc: Exception) -> JSONResponse:
+        error = as_api_error(exc)
+        return _respond(error.status, error.code, error.message, error.details)

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Header, Path, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from api.deps import Res, Shopper
-from api.errors import ApiError, activity_not_found
+from api.deps import Res, Resources, Shopper, authenticate_shopper
+from api.errors import ApiError, activity_not_found, validation_error
 from domain import draw as rules
 from domain.activity import Activity
 from domain.draw import ENVELOPES_LEFT, rejection, utc_day
@@ -135,9 +136,13 @@ def answer(outcome: dict[str, Any]) -> Response:
     return Response(orjson.dumps(result(outcome)), media_type="application/json")
 
 
-def _ticket(activity_id: str, request_id: str) -> JSONResponse:
+def _ticket_body(activity_id: str, request_id: str) -> dict[str, Any]:
     poll = f"/v1/activities/{activity_id}/draws/{request_id}"
-    return JSONResponse(Ticket(request_id=request_id, poll=poll).model_dump(), status_code=202)
+    return Ticket(request_id=request_id, poll=poll).model_dump()
+
+
+def _ticket(activity_id: str, request_id: str) -> JSONResponse:
+    return JSONResponse(_ticket_body(activity_id, request_id), status_code=202)
 
 
 @router.get(
@@ -155,9 +160,9 @@ async def activity_info(res: Res, who: Shopper, activity_id: str = ActivityId) -
     envelopes_left = mine.stock.get(ENVELOPES_LEFT, 0) if activity.envelopes else None
     can_draw = not rejection(
         activity,
+        activity.is_open(at),
         activity.rules.blacklist,
         who.user_id,
-        at,
         mine.draws,
         mine.draws_today,
         mine.total_draws,
@@ -188,6 +193,48 @@ async def activity_info(res: Res, who: Shopper, activity_id: str = ActivityId) -
     )
 
 
+_ACTIVITY_ID = re.compile(ID_PATTERN)
+
+
+async def serve_draw(
+    res: Resources, activity_id: str, authorization: str | None, raw_body: bytes
+) -> tuple[int, bytes]:
+    """One draw, from the raw request to the status and JSON body of the answer.
+
+    The hot path: ``api/draw_path.py`` serves it ahead of FastAPI's router, and the
+    route below (what OpenAPI documents) calls the same function. Raises ApiError.
+    """
+    if not _ACTIVITY_ID.match(activity_id):
+        raise validation_error(
+            "invalid_request",
+            [{"loc": ("path", "activity_id"), "msg": f"must match {ID_PATTERN}"}],
+        )
+    who = await authenticate_shopper(res, authorization)
+    request_id = _request_id(raw_body)
+    timeout_s = res.settings.reply_timeout_ms / 1000
+    # No ledger read here: the actor answers unknown activities and retries itself.
+    outcome = await res.road.ask(
+        DRAW, who.tenant_id, activity_id, who.user_id, request_id, timeout_s
+    )
+    if outcome is None:  # queued on Kafka, not decided yet: the client polls
+        key = request_key(who.user_id, request_id)
+        await res.store.mark_pending(who.tenant_id, activity_id, key)
+        return 202, orjson.dumps(_ticket_body(activity_id, request_id))
+    return 200, orjson.dumps(result(outcome))
+
+
+def _request_id(raw: bytes) -> str:
+    """The body's request id, or a fresh one when there is no body or no id."""
+    if not raw.strip():
+        return uuid.uuid4().hex
+    try:
+        body = DrawBody.model_validate_json(raw)
+    except ValidationError as exc:
+        problems = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
+        raise validation_error("invalid_request", problems) from exc
+    return body.request_id or uuid.uuid4().hex
+
+
 @router.post(
     "/activities/{activity_id}/draws",
     response_model=DrawResult,
@@ -195,19 +242,16 @@ async def activity_info(res: Res, who: Shopper, activity_id: str = ActivityId) -
     summary="Draw once (waits briefly for the outcome, else returns a ticket to poll)",
 )
 async def draw(
-    res: Res, who: Shopper, body: DrawBody | None = None, activity_id: str = ActivityId
+    request: Request,
+    activity_id: str = ActivityId,
+    authorization: Annotated[str | None, Header()] = None,
+    body: DrawBody | None = None,
 ) -> Response:
-    # No ledger read here: the actor answers unknown activities and retries itself.
-    request_id = (body.request_id if body else None) or uuid.uuid4().hex
-    timeout_s = res.settings.reply_timeout_ms / 1000
-    outcome = await res.road.ask(
-        DRAW, who.tenant_id, activity_id, who.user_id, request_id, timeout_s
+    # Documents the draw; under uvicorn api/draw_path.py answers this path first.
+    status, payload = await serve_draw(
+        request.app.state.resources, activity_id, authorization, await request.body()
     )
-    if outcome is None:  # queued on Kafka, not decided yet: the client polls
-        key = request_key(who.user_id, request_id)
-        await res.store.mark_pending(who.tenant_id, activity_id, key)
-        return _ticket(activity_id, request_id)
-    return answer(outcome)
+    return Response(payload, status_code=status, media_type="application/json")
 
 
 @router.get(
