@@ -42,7 +42,7 @@ from actors.routing import Call, next_offsets, route
 from domain.road import BatchResult
 from domain.topics import REQUESTS
 from ledger import writes
-from runtime import logs
+from runtime import heap, logs
 from runtime.ray_env import connect
 from runtime.settings import Settings
 
@@ -50,10 +50,12 @@ log = logging.getLogger("carnival.dispatcher")
 
 GROUP_ID = "carnival-dispatcher"
 POLL_TIMEOUT_MS = 100
-# A fetch returns once this many bytes (~30 requests) are there, or after the wait:
-# under load polls fill up, and when quiet a poll is not a broker round trip a request.
-FETCH_MIN_BYTES = 8192
-FETCH_WAIT_MS = 5
+# A fetch returns as soon as there is a record, so a quiet system answers at once;
+# under load requests pile up while the polls in flight are decided, and the next
+# poll takes them all (batches grow with load, no timer adds latency). An empty
+# fetch waits this long at the broker: when idle, a few fetches a second, not hundreds.
+FETCH_MIN_BYTES = 1
+FETCH_WAIT_MS = 100
 # Records per poll; each record carries up to the api's REQUESTS_PER_RECORD requests.
 RECORDS_PER_POLL = 500
 # A call failing for longer than this stops the dispatcher with an error.
@@ -172,6 +174,7 @@ class Dispatcher:
         redis = aioredis.Redis.from_url(s.redis_url)
         await producer.start()
         await consumer.start()
+        heap.settle()
         heartbeat = asyncio.create_task(self._heartbeat(redis, consumer))
         offsets = rebalance.offsets = _OffsetCommitter(consumer)
         finisher = asyncio.create_task(self._finish(queue, offsets, producer))

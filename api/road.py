@@ -1,11 +1,14 @@
 """The api's end of the road: requests out in batches, replies back to their waiters.
 
-``ask`` queues a request and waits for its outcome. Requests queued within
-``FLUSH_DELAY_S`` of each other are packed, per owner, into one REQUESTS
-record. The dispatcher answers with one REPLIES record per api instance per
-batch, keyed by the instance id; this instance reads every partition of
-REPLIES from the end, skips other instances' records by key, and resolves its
-waiters by the number it gave each request.
+``ask`` queues a request and waits for its outcome. Requests are packed, per
+owner, into one REQUESTS record per flush, and one flush is in flight at a
+time: when quiet a request leaves at once, under load the requests that arrive
+while Kafka acknowledges a flush share the next one (a produce request costs the
+broker ~0.4 ms of CPU here, so one per request would make it the bottleneck).
+The dispatcher answers with one REPLIES record per api instance per batch,
+keyed by the instance id; this instance reads every partition of REPLIES from
+the end, skips other instances' records by key, and resolves its waiters by the
+number it gave each request.
 
 Contract of ``ask``: it returns the outcome event, or ``None`` when none came
 within the timeout although Kafka acknowledged the request (it is queued and
@@ -33,10 +36,6 @@ from domain.topics import COUNT_HEADER, REPLIES, REQUESTS
 
 log = logging.getLogger("carnival.api.road")
 
-# Requests wait this long to share a record: a Kafka produce request costs the broker
-# ~0.4 ms of CPU here, so one per request would make the broker the bottleneck at a
-# few hundred draws/s; 3 ms keeps it to a few hundred records/s at any load.
-FLUSH_DELAY_S = 0.003
 # Requests per REQUESTS record: bounds one record's size (~250 bytes each).
 REQUESTS_PER_RECORD = 500
 REPLY_POLL_TIMEOUT_MS = 200
@@ -62,7 +61,7 @@ class Road:
         self._outbox: dict[str, tuple[tuple[str, str, str], list[tuple[Row, _Waiter]]]] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._flushes: set[asyncio.Task[None]] = set()
+        self._flushes: set[asyncio.Task[None]] = set()  # sends of the flush in flight
 
     async def start(self, partitions: set[int]) -> None:
         """``partitions`` of REPLIES, as the producer's metadata knows them."""
@@ -107,8 +106,8 @@ class Road:
         key = owner_key(kind, tenant_id, owner_id)
         queued = self._outbox.get(key)
         if queued is None:
-            if not self._outbox:
-                loop.call_later(FLUSH_DELAY_S, self._flush)
+            if not self._outbox and not self._flushes:
+                loop.call_soon(self._flush)
             queued = self._outbox[key] = ((kind.name, tenant_id, owner_id), [])
         queued[1].append(((user_id, request_id, reply_id, body), waiter))
         try:
@@ -122,13 +121,20 @@ class Road:
             self._waiters.pop(reply_id, None)
 
     def _flush(self) -> None:
+        if self._flushes or not self._outbox:
+            return
         outbox, self._outbox = self._outbox, {}
         for key, (envelope, queued) in outbox.items():
             for i in range(0, len(queued), REQUESTS_PER_RECORD):
                 chunk = queued[i : i + REQUESTS_PER_RECORD]
                 task = asyncio.ensure_future(self._send(key, envelope, chunk))
                 self._flushes.add(task)
-                task.add_done_callback(self._flushes.discard)
+                task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self._flushes.discard(task)
+        if not self._flushes and self._outbox:
+            self._flush()
 
     async def _send(
         self, key: str, envelope: tuple[str, str, str], queued: list[tuple[Row, _Waiter]]

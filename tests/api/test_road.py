@@ -71,6 +71,23 @@ async def test_requests_of_one_turn_share_a_record_and_replies_find_their_waiter
     assert [a["n"] for a in answers] == list(range(50))
 
 
+async def test_requests_queued_while_a_flush_is_in_flight_share_the_next_record(
+    road: Road, kafka_bootstrap: str
+) -> None:
+    owner = f"a{uuid.uuid4().hex[:8]}"
+    first = asyncio.ensure_future(road.ask(DRAW, "t1", owner, "u0", "r0", timeout_s=1.0))
+    while not road._flushes:  # the first request left alone, at once
+        await asyncio.sleep(0)
+    rest = [
+        asyncio.ensure_future(road.ask(DRAW, "t1", owner, f"u{i}", f"r{i}", timeout_s=1.0))
+        for i in range(1, 21)
+    ]
+    key = owner_key(DRAW, "t1", owner).encode()
+    records = await _records_for(kafka_bootstrap, key, expected=21)
+    assert [dict(r.headers)[COUNT_HEADER] for r in records] == [b"1", b"20"]
+    assert await asyncio.gather(first, *rest) == [None] * 21  # queued, never answered
+
+
 async def test_unanswered_but_queued_request_times_out_to_none(road: Road) -> None:
     owner = f"a{uuid.uuid4().hex[:8]}"
     assert await road.ask(DRAW, "t1", owner, "u1", "r1", timeout_s=1.0) is None
