@@ -48,7 +48,8 @@ STREAMS_DATADIR.mkdir(parents=True, exist_ok=True)
 
 app = faust.App(
     settings.streams_app_id,
-    broker=f"kafka://{settings.kafka_bootstrap or '127.0.0.1:9092'}",
+    # aiokafka with batched fetches (streams/transport.py), registered in pyproject.toml
+    broker=f"batchedkafka://{settings.kafka_bootstrap or '127.0.0.1:9092'}",
     store="memory://",
     # Faust otherwise writes "<id>-data" into the current directory.
     datadir=str(STREAMS_DATADIR),
