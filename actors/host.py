@@ -11,7 +11,6 @@ without Ray; ``actors/owner_actor.py`` wraps it.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import random
@@ -24,18 +23,14 @@ from actors.recent import RecentOutcomes
 from domain.events import request_key
 from domain.road import DRAW, KINDS, BatchResult, Request, reply_entry
 from ledger.pools import PoolLedger
+from runtime import heap
 
 log = logging.getLogger("carnival.actors")
-
-GC_THRESHOLDS = (100_000, 50, 100)
 
 
 class OwnerHost:
     def __init__(self, redis_url: str, seed: int | None = None) -> None:
-        # A batch allocates a few containers per decision, almost none of them in
-        # cycles; at the default threshold (700) the cyclic collector ran every few
-        # decisions and cost the actor ~15 % of its throughput (carnival bench draws).
-        gc.set_threshold(*GC_THRESHOLDS)
+        heap.settle()
         self._ledger = PoolLedger.from_url(redis_url)
         rng = random.Random(seed) if seed is not None else random.SystemRandom()
         self._recent = RecentOutcomes()

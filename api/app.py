@@ -22,6 +22,7 @@ from api.metrics import MetricsMiddleware
 from api.road import Road
 from domain.topics import REPLIES
 from ledger.store import Store
+from runtime import heap
 from runtime.settings import Settings, get_settings
 
 log = logging.getLogger("carnival.api")
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             road=road,
             streams=streams,
         )
+        heap.settle()
         try:
             yield
         finally:
