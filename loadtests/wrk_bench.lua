@@ -1,9 +1,10 @@
--- wrk scenario of `carnival bench http`: shoppers drawing through one HTTP target.
---   CARNIVAL_TOKENS_FILE=/tmp/tokens.txt WRK_PATH=/v1/activities/demo-wheel/draws \
+-- wrk scenario: shoppers drawing through one HTTP target (`carnival bench http` runs it).
+--   for u in $(seq 1 2000); do carnival token "u$u"; done > /tmp/tokens.txt
+--   CARNIVAL_TOKENS_FILE=/tmp/tokens.txt \
 --     wrk -t1 -c64 -d15s --timeout 10s -s loadtests/wrk_bench.lua http://127.0.0.1:8000
 -- Environment:
 --   CARNIVAL_TOKENS_FILE  shopper tokens, one per line (required)
---   WRK_PATH              the POST path (required)
+--   WRK_PATH              the POST path (default: the demo wheel's draws)
 --   WRK_RATE              optional total requests/s to approach; each thread hands its
 --                         connections evenly spaced send slots (unset: as fast as answered)
 --   WRK_THREADS           wrk's -t, to split WRK_RATE between threads (default 1)
@@ -46,7 +47,7 @@ function init(args)
     if #line > 0 then tokens[#tokens + 1] = line end
   end
   if #tokens == 0 then error("no tokens in " .. file) end
-  path = os.getenv("WRK_PATH") or error("set WRK_PATH")
+  path = os.getenv("WRK_PATH") or "/v1/activities/demo-wheel/draws"
   math.randomseed(os.time() * 1000 + id)
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
