@@ -33,7 +33,8 @@ from redis.exceptions import NoScriptError, ResponseError
 log = logging.getLogger("carnival.ledger.committer")
 
 CONNECT_TIMEOUT_S = 5.0
-# With commits in flight and no reply for this long, the connection is given up.
+# With commits in flight and no reply for this long (checked every REPLY_TIMEOUT_S,
+# so at most twice this after a submission), the connection is given up.
 REPLY_TIMEOUT_S = 10.0
 READ_CHUNK_BYTES = 256 * 1024
 
@@ -146,8 +147,13 @@ class Committer:
     async def _read(self, reader: asyncio.StreamReader, parser: hiredis.Reader) -> None:
         try:
             while True:
-                timeout = REPLY_TIMEOUT_S if self._in_flight else None
-                data = await asyncio.wait_for(reader.read(READ_CHUNK_BYTES), timeout)
+                # Always bounded: commits submitted during an idle wait are covered too.
+                try:
+                    data = await asyncio.wait_for(reader.read(READ_CHUNK_BYTES), REPLY_TIMEOUT_S)
+                except TimeoutError:
+                    if self._in_flight:
+                        raise
+                    continue
                 if not data:
                     raise ConnectionError("the ledger closed the connection")
                 parser.feed(data)
