@@ -30,9 +30,11 @@ from typing import Annotated, Literal, Self
 
 from pydantic import Field, model_validator
 
-from domain.activity import ID_PATTERN, ActivityStatus, _Frozen
+from domain.activity import ID_PATTERN, _Frozen
 
 CouponKind = Literal["fixed", "threshold", "free_order", "percent", "flash_price"]
+# Like an activity's, without "scheduled": a template's claim window does the timing.
+TemplateStatus = Literal["draft", "running", "paused", "ended"]
 
 MAX_CENTS = 10**12
 DAY_MS = 86_400_000
@@ -181,8 +183,9 @@ class CouponTemplate(_Frozen):
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=1000)
     kind: CouponKind
-    # The same lifecycle as activities (domain.lifecycle); it governs claiming.
-    status: ActivityStatus = "draft"
+    # draft -> running <-> paused -> ended (domain.claims.TEMPLATE_TRANSITIONS); it
+    # governs claiming, not redeeming coupons already held.
+    status: TemplateStatus = "draft"
     version: int = Field(default=1, ge=1)
     # fixed: the amount off; threshold: the amount off per step.
     amount_cents: Cents = 0
@@ -198,10 +201,17 @@ class CouponTemplate(_Frozen):
     validity: Validity
     stacking: Stacking = Stacking()
     limits: CouponLimits = CouponLimits()
+    # When shoppers may claim (a flash sale opens at a second): half-open, by the
+    # deciding actor's clock; None = from when it runs / until it ends.
+    claim_opens_at: int | None = Field(default=None, ge=0)
+    claim_closes_at: int | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
     def _check(self) -> Self:
         problems = self._unused_fields() + _KIND_CHECKS[self.kind](self)
+        opens, closes = self.claim_opens_at, self.claim_closes_at
+        if opens is not None and closes is not None and closes <= opens:
+            problems.append("claim_closes_at: must be after claim_opens_at")
         if problems:
             raise ValueError("; ".join(problems))
         return self

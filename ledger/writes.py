@@ -11,8 +11,9 @@ import time
 from typing import Any
 
 from domain.activity import Activity
+from domain.coupons import CouponTemplate
 from domain.draw import initial_stock
-from ledger.keys import DISPATCHER_HEARTBEAT, ActivityKeys, TenantKeys, api_key_key
+from ledger.keys import DISPATCHER_HEARTBEAT, ActivityKeys, TemplateKeys, TenantKeys, api_key_key
 
 AUDIT_MAX_LEN = 100_000
 PENDING_TTL_S = 86_400
@@ -51,6 +52,39 @@ def reset_stock(pipe: Pipe, activity: Activity) -> None:
     stock = initial_stock(activity)
     if stock:
         pipe.hset(keys.stock, mapping=stock)
+
+
+def put_template(pipe: Pipe, template: CouponTemplate) -> None:
+    """The config and its version, together: the claim commit compares the version."""
+    keys = TemplateKeys(template.tenant_id, template.id)
+    pipe.set(keys.config, template.model_dump_json())
+    pipe.set(keys.version, template.version)
+
+
+def install_template(pipe: Pipe, template: CouponTemplate) -> None:
+    """A new template: config, stock (kept if the ledger already has one) and the index."""
+    put_template(pipe, template)
+    if template.limits.stock is not None:
+        pipe.setnx(TemplateKeys(template.tenant_id, template.id).left, template.limits.stock)
+    pipe.sadd(TenantKeys(template.tenant_id).templates, template.id)
+
+
+def add_template_stock(pipe: Pipe, template: CouponTemplate, amount: int) -> None:
+    pipe.incrby(TemplateKeys(template.tenant_id, template.id).left, amount)
+
+
+def reset_template_stock(pipe: Pipe, template: CouponTemplate) -> None:
+    """Before a template first runs nothing was claimed: its stock follows the edit."""
+    keys = TemplateKeys(template.tenant_id, template.id)
+    if template.limits.stock is None:
+        pipe.delete(keys.left)
+    else:
+        pipe.set(keys.left, template.limits.stock)
+
+
+def mark_claim_pending(pipe: Pipe, tenant_id: str, template_id: str, request_key: str) -> None:
+    """A claim accepted but not answered in time: its poll says 202, not 404."""
+    pipe.set(TemplateKeys(tenant_id, template_id).pending(request_key), 1, ex=PENDING_TTL_S)
 
 
 def audit(pipe: Pipe, tenant_id: str, who: str, action: str, subject: str, version: int) -> None:

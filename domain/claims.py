@@ -1,0 +1,139 @@
+"""Claiming coupons: the rules a claim is decided by, the coupon it issues, and
+the template lifecycle that governs claiming. Pure: the actor passes the clock.
+
+A claim is decided by the actor that owns the template (its stock and per-user
+counts), exactly like a draw: ``claim_rejection`` is the one definition of
+whether a claim is issued. An issued claim creates a ``Coupon`` with an
+unguessable id in the shopper's wallet, in the same ledger commit that takes
+the stock (ledger/commit_claims.lua).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from domain.activity import _Frozen
+from domain.coupons import CouponTemplate, TemplateStatus
+from domain.events import Event, now_ms
+
+TEMPLATE_TRANSITIONS: dict[TemplateStatus, frozenset[TemplateStatus]] = {
+    "draft": frozenset({"running", "ended"}),
+    "running": frozenset({"paused", "ended"}),
+    "paused": frozenset({"running", "ended"}),
+    "ended": frozenset(),
+}
+# What an operator may change on a template shoppers already hold coupons of:
+# the coupon's terms are what the shopper claimed, so only these move.
+LIVE_EDITABLE = frozenset({"name", "description", "claim_closes_at"})
+
+# Reason codes of a rejected claim (the api maps each to a message).
+REJECT_UNKNOWN_TEMPLATE = "template_not_found"
+REJECT_NOT_RUNNING = "template_not_running"
+REJECT_NOT_OPEN = "claim_not_open_yet"
+REJECT_CLOSED = "claim_closed"
+REJECT_SOLD_OUT = "sold_out"
+REJECT_USER_LIMIT = "user_limit_reached"
+
+CouponSource = Literal["claim", "draw", "distribution", "code"]
+CouponState = Literal["available", "used", "voided"]
+ClaimStatus = Literal["issued", "rejected"]
+
+# 128 bits: a coupon id is a bearer secret at a partner's till.
+COUPON_ID_BYTES = 16
+
+
+def new_coupon_id() -> str:
+    return "c_" + secrets.token_urlsafe(COUPON_ID_BYTES)
+
+
+def claim_rejection(
+    template: CouponTemplate, at_ms: int, left: int | None, user_claimed: int
+) -> str | None:
+    """Why a claim at ``at_ms`` is refused, or None when it is issued.
+    ``left``: coupons the template may still issue (None: unlimited stock);
+    ``user_claimed``: coupons this user already claimed from it."""
+    if template.status != "running":
+        return REJECT_NOT_RUNNING
+    if template.claim_opens_at is not None and at_ms < template.claim_opens_at:
+        return REJECT_NOT_OPEN
+    if template.claim_closes_at is not None and at_ms >= template.claim_closes_at:
+        return REJECT_CLOSED
+    if left is not None and left <= 0:
+        return REJECT_SOLD_OUT
+    per_user = template.limits.per_user
+    if per_user and user_claimed >= per_user:
+        return REJECT_USER_LIMIT
+    return None
+
+
+class Coupon(_Frozen):
+    """A coupon in a shopper's wallet, as the ledger holds it (JSON, by coupon id).
+    Its terms are its template's at claim time (``template_version``); expiry is
+    not a state but ``valid_until`` passing."""
+
+    coupon_id: str
+    tenant_id: str
+    template_id: str
+    template_version: int = Field(ge=1)
+    user_id: str
+    source: CouponSource
+    source_id: str  # the request key (claim, draw), job line or code it came from
+    claimed_at: int
+    valid_from: int | None
+    valid_until: int | None
+    state: CouponState = "available"
+
+    @classmethod
+    def issue(
+        cls,
+        template: CouponTemplate,
+        user_id: str,
+        source: CouponSource,
+        source_id: str,
+        at_ms: int,
+        coupon_id: str | None = None,
+    ) -> Coupon:
+        valid_from, valid_until = template.validity.window(at_ms)
+        return cls(
+            coupon_id=coupon_id or new_coupon_id(),
+            tenant_id=template.tenant_id,
+            template_id=template.id,
+            template_version=template.version,
+            user_id=user_id,
+            source=source,
+            source_id=source_id,
+            claimed_at=at_ms,
+            valid_from=valid_from,
+            valid_until=valid_until,
+        )
+
+    def shown_state(self, at_ms: int) -> Literal["available", "used", "voided", "expired"]:
+        """What a wallet shows: an available coupon past its window is expired."""
+        if self.state == "available" and self.valid_until is not None and at_ms >= self.valid_until:
+            return "expired"
+        return self.state
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimOutcome(Event):
+    """The decision for one claim request; exactly one per request key. An issued
+    claim carries the coupon (its id and window); it is also the issuance event."""
+
+    TYPE: ClassVar[str] = "claim.outcome"
+
+    event_id: str  # the request key: one request, one outcome
+    tenant_id: str
+    template_id: str
+    user_id: str
+    request_id: str
+    status: ClaimStatus
+    reason: str  # "" when issued, else a REJECT_* code
+    coupon_id: str  # "" when rejected
+    valid_from: int | None
+    valid_until: int | None
+    batch_id: str
+    occurred_at: int = field(default_factory=now_ms)
