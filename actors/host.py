@@ -17,11 +17,15 @@ import random
 from collections import defaultdict
 
 import orjson
+import redis.asyncio as aioredis
 
+from actors.claims import TemplateClaims
 from actors.draws import DrawPools
 from actors.recent import RecentOutcomes
 from domain.events import request_key
-from domain.road import DRAW, KINDS, BatchResult, Request, reply_entry
+from domain.road import CLAIM, DRAW, KINDS, BatchResult, Request, reply_entry
+from ledger.claims import ClaimLedger
+from ledger.committer import Committer
 from ledger.pools import PoolLedger
 from runtime import heap
 
@@ -31,10 +35,18 @@ log = logging.getLogger("carnival.actors")
 class OwnerHost:
     def __init__(self, redis_url: str, seed: int | None = None) -> None:
         heap.settle()
-        self._ledger = PoolLedger.from_url(redis_url)
+        # One read pool and one commit connection for every kind: commits reach
+        # Redis in the order they were decided, whatever their kind.
+        self._reads = aioredis.Redis.from_url(
+            redis_url, socket_timeout=10, socket_connect_timeout=5
+        )
+        self._commits = Committer(redis_url)
         rng = random.Random(seed) if seed is not None else random.SystemRandom()
         self._recent = RecentOutcomes()
-        self._kinds = {DRAW.name: DrawPools(self._ledger, rng, self._recent)}
+        self._kinds = {
+            DRAW.name: DrawPools(PoolLedger(self._reads, self._commits), rng, self._recent),
+            CLAIM.name: TemplateClaims(ClaimLedger(self._reads, self._commits), self._recent),
+        }
 
     def pid(self) -> int:
         return os.getpid()
@@ -43,7 +55,8 @@ class OwnerHost:
         return True
 
     async def close(self) -> None:
-        await self._ledger.close()
+        await self._commits.close()
+        await self._reads.aclose()
 
     async def decide_batch(self, batch_id: str, records: list[bytes]) -> BatchResult:
         """Every well-formed request gets exactly one outcome (a repeated request

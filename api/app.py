@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
-from api import routes_activities, routes_admin, routes_draws, routes_ops
+from api import routes_activities, routes_admin, routes_claims, routes_draws, routes_ops
 from api.deps import Resources
 from api.draw_path import DrawPath
 from api.errors import install_error_handlers
@@ -87,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         fast_paths=(DrawPath,),
     )
     app.include_router(routes_draws.router)
+    app.include_router(routes_claims.router)
     app.include_router(routes_admin.router)
     app.include_router(routes_activities.router)
     app.include_router(routes_ops.router)

@@ -1,6 +1,6 @@
 """The road every request takes: its envelope, its kinds, and how it is keyed.
 
-A request (a draw today; claims, redemptions and exchanges next) is accepted by
+A request (a draw, a claim; redemptions and exchanges next) is accepted by
 the api, travels on REQUESTS keyed by its *owner* (the entity whose counters it
 touches: an activity's pool, a coupon template), is decided in a batch by the
 one actor that owns that entity, and comes back as an outcome event on the
@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, NamedTuple
 
 from domain.events import Event, now_ms
-from domain.topics import DRAW_OUTCOMES, Topic
+from domain.topics import CLAIM_OUTCOMES, DRAW_OUTCOMES, Topic
 
-KindName = Literal["draw"]
+KindName = Literal["draw", "claim"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +30,8 @@ class Kind:
 
 
 DRAW = Kind("draw", "activity", DRAW_OUTCOMES)
-KINDS: dict[str, Kind] = {k.name: k for k in (DRAW,)}
+CLAIM = Kind("claim", "template", CLAIM_OUTCOMES)
+KINDS: dict[str, Kind] = {k.name: k for k in (DRAW, CLAIM)}
 
 
 # One request inside a REQUESTS record: [user_id, request_id, reply_id, body].

@@ -27,7 +27,10 @@ REPLIES = Topic("carnival.replies", 3, "api instance id")
 # Draw outcome events, the stream Faust aggregates into ClickHouse.
 DRAW_OUTCOMES = Topic("carnival.draw.outcomes", 6, "activity id")
 
-ALL_TOPICS: tuple[Topic, ...] = (REQUESTS, REPLIES, DRAW_OUTCOMES)
+# Claim outcomes: every issued coupon (and every refused claim), keyed by template.
+CLAIM_OUTCOMES = Topic("carnival.claim.outcomes", 6, "template id")
+
+ALL_TOPICS: tuple[Topic, ...] = (REQUESTS, REPLIES, DRAW_OUTCOMES, CLAIM_OUTCOMES)
 
 # The header in which the api says how many requests a REQUESTS record carries,
 # so the dispatcher can size its calls without parsing records.

@@ -10,9 +10,11 @@ import orjson
 import redis
 
 from domain.activity import Activity
+from domain.claims import Coupon
+from domain.coupons import CouponTemplate
 from domain.tokens import hash_api_key, new_api_key, new_secret
 from ledger import writes
-from ledger.keys import ActivityKeys, TenantKeys, api_key_key
+from ledger.keys import ActivityKeys, TemplateKeys, TenantKeys, api_key_key
 
 
 class SyncLedger:
@@ -51,6 +53,40 @@ class SyncLedger:
         pipe = self.redis.pipeline(transaction=True)
         writes.install_activity(pipe, activity)
         pipe.execute()
+
+    def install_template(self, template: CouponTemplate) -> None:
+        """Write config and stock; stock already on the ledger is kept."""
+        pipe = self.redis.pipeline(transaction=True)
+        writes.install_template(pipe, template)
+        pipe.execute()
+
+    def claim_totals(self, tenant_id: str, template_id: str) -> dict[str, int | None]:
+        """A template's claim figures: coupons left (None: unlimited), issued, outcomes."""
+        keys = TemplateKeys(tenant_id, template_id)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.get(keys.left)
+        pipe.get(keys.issued)
+        pipe.hlen(keys.outcomes)
+        left, issued, outcomes = pipe.execute()
+        return {
+            "left": int(left) if left is not None else None,
+            "issued": int(issued or 0),
+            "outcomes": int(outcomes),
+        }
+
+    def claim_outcomes(self, tenant_id: str, template_id: str) -> dict[str, dict]:
+        """Every decided claim of a template, by request key."""
+        raw = self.redis.hgetall(TemplateKeys(tenant_id, template_id).outcomes)
+        return {k.decode(): orjson.loads(v) for k, v in raw.items()}
+
+    def coupons(self, tenant_id: str) -> dict[str, Coupon]:
+        raw = self.redis.hgetall(TenantKeys(tenant_id).coupons)
+        return {k.decode(): Coupon.model_validate_json(v) for k, v in raw.items()}
+
+    def wallets(self, tenant_id: str) -> dict[str, list[str]]:
+        """User id -> the ids of the coupons in the user's wallet, oldest first."""
+        raw = self.redis.hgetall(TenantKeys(tenant_id).wallets)
+        return {k.decode(): v.decode().split("\n") for k, v in raw.items()}
 
     def grant_points(self, tenant_id: str, balances: dict[str, int]) -> None:
         pipe = self.redis.pipeline(transaction=True)

@@ -62,15 +62,6 @@ class PoolLedger:
         self._redis = reads
         self._commits = commits
 
-    @classmethod
-    def from_url(cls, url: str) -> PoolLedger:
-        reads = aioredis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
-        return cls(reads, Committer(url))
-
-    async def close(self) -> None:
-        await self._commits.close()
-        await self._redis.aclose()
-
     async def load(self, tenant_id: str, activity_id: str, day: int) -> Loaded | None:
         """Config, counters and chain head in one transaction; None for no such activity."""
         keys = ActivityKeys(tenant_id, activity_id)

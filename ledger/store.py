@@ -19,6 +19,7 @@ from ledger import writes
 from ledger.keys import (
     DISPATCHER_HEARTBEAT,
     ActivityKeys,
+    TemplateKeys,
     TenantKeys,
     api_key_key,
 )
@@ -177,6 +178,35 @@ class Store:
             return []
         raws = await self.redis.hmget(keys.outcomes, joined.decode().split("\n"))
         return [orjson.loads(r) for r in raws if r]
+
+    # -- claims ------------------------------------------------------------------
+    async def claim_outcome(
+        self, tenant_id: str, template_id: str, request_key: str
+    ) -> dict | None:
+        raw = await self.redis.hget(TemplateKeys(tenant_id, template_id).outcomes, request_key)
+        return orjson.loads(raw) if raw else None
+
+    async def mark_claim_pending(self, tenant_id: str, template_id: str, request_key: str) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        writes.mark_claim_pending(pipe, tenant_id, template_id, request_key)
+        await pipe.execute()
+
+    async def is_claim_pending(self, tenant_id: str, template_id: str, request_key: str) -> bool:
+        return bool(
+            await self.redis.exists(TemplateKeys(tenant_id, template_id).pending(request_key))
+        )
+
+    async def claim_counters(
+        self, tenant_id: str, template_id: str, user_id: str
+    ) -> tuple[bytes | None, int | None, int]:
+        """The template's config, coupons left (None: unlimited) and the user's claims."""
+        keys = TemplateKeys(tenant_id, template_id)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(keys.config)
+        pipe.get(keys.left)
+        pipe.hget(keys.users, user_id)
+        config, left, mine = await pipe.execute()
+        return config, int(left) if left is not None else None, int(mine or 0)
 
     # -- points (minimal: a balance per user; the points issue adds the ledger) -----
     async def points(self, tenant_id: str, user_id: str) -> int:

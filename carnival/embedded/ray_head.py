@@ -11,11 +11,22 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from carnival.embedded.process import ManagedProcess, free_port, kill_pids, pid_alive, port_open
+from carnival.embedded.process import ManagedProcess, free_ports, kill_pids, pid_alive, port_open
 from runtime.ray_env import RAY_ENV
 
 READY_MARK = b"Ray runtime started"
 START_MARK = b"=== "
+# Ports a head listens on besides its GCS port: each gets a free one (Ray's
+# defaults are fixed numbers, which two heads on one machine would share).
+_PORTS = (
+    "dashboard-agent-listen",
+    "dashboard-agent-grpc",
+    "runtime-env-agent",
+    "dashboard",
+    "metrics-export",
+    "node-manager",
+    "object-manager",
+)
 
 
 def ray_binary() -> str:
@@ -91,6 +102,7 @@ class RayHead(ManagedProcess):
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
 
     def command(self) -> list[str]:
+        *ports, client_port = free_ports(len(_PORTS) + 1, taken={self.port})
         return [
             ray_binary(),
             "start",
@@ -104,18 +116,12 @@ class RayHead(ManagedProcess):
             "--disable-usage-stats",
             f"--object-store-memory={self.object_store_memory}",
             f"--temp-dir={self.temp_dir}",
-            f"--dashboard-agent-listen-port={free_port()}",
-            f"--dashboard-agent-grpc-port={free_port()}",
-            f"--runtime-env-agent-port={free_port()}",
-            f"--dashboard-port={free_port()}",
-            f"--metrics-export-port={free_port()}",
-            f"--node-manager-port={free_port()}",
-            f"--object-manager-port={free_port()}",
-            *self._client_port_args(),
+            *(f"--{name}-port={port}" for name, port in zip(_PORTS, ports, strict=True)),
+            *self._client_port_args(client_port),
         ]
 
     @staticmethod
-    def _client_port_args() -> list[str]:
+    def _client_port_args(port: int) -> list[str]:
         """Ray Client listens on 10001 by default when installed: pick a free port instead."""
         try:
             from ray._private.utils import get_ray_client_dependency_error
@@ -123,7 +129,7 @@ class RayHead(ManagedProcess):
             return []
         if get_ray_client_dependency_error() is not None:
             return []
-        return [f"--ray-client-server-port={free_port()}"]
+        return [f"--ray-client-server-port={port}"]
 
     def is_ready(self) -> bool:
         if not port_open(self.port):

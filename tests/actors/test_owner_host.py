@@ -80,7 +80,7 @@ class Gate:
     """Holds a host's commits (as a slow ledger would) until opened; counts those sent."""
 
     def __init__(self, host: OwnerHost) -> None:
-        self.committer = host._ledger._commits
+        self.committer = host._commits
         self.held: list[Any] = []
         self.sent = 0
         self.open = False

@@ -22,7 +22,7 @@ from carnival.services import ApiService, DispatcherService, StreamsService
 from domain.activity import Activity, Prize
 from domain.events import request_key
 from domain.tokens import sign_shopper_token
-from domain.topics import DRAW_OUTCOMES
+from domain.topics import DRAW_OUTCOMES, Topic
 from ledger.admin import SyncLedger
 from runtime.settings import Settings
 
@@ -198,16 +198,22 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, every: flo
 
 
 def outcome_events(
-    bootstrap: str, activity_id: str, expected: int, timeout: float = 30
+    bootstrap: str,
+    owner_id: str,
+    expected: int,
+    timeout: float = 30,
+    topic: Topic = DRAW_OUTCOMES,
+    owner_field: str = "activity_id",
 ) -> list[dict]:
-    """Every outcome event of one activity on Kafka (duplicates included), read
-    from the beginning until ``expected`` distinct events were seen."""
+    """Every outcome event of one owner (an activity's draws, a template's claims)
+    on Kafka, duplicates included, read from the beginning until ``expected``
+    distinct events were seen."""
 
     async def read() -> list[dict]:
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
         await consumer.start()
         try:
-            tps = [TopicPartition(DRAW_OUTCOMES.name, p) for p in range(DRAW_OUTCOMES.partitions)]
+            tps = [TopicPartition(topic.name, p) for p in range(topic.partitions)]
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
             events: list[dict] = []
@@ -218,7 +224,7 @@ def outcome_events(
                 for records in polled.values():
                     for record in records:
                         for event in orjson.loads(record.value):  # a record carries many
-                            if event["activity_id"] == activity_id:
+                            if event[owner_field] == owner_id:
                                 events.append(event)
                                 distinct.add(event["event_id"])
                 ends = await consumer.end_offsets(tps)

@@ -1,0 +1,204 @@
+"""The claim kind: coupon templates' stock and per-user counts in memory,
+claims decided in batches and committed as a chain (ledger/commit_claims.lua).
+
+The same shape as the draw kind (actors/draws.py): decide a batch without
+awaiting, submit its commit in the same step, decide the next batch on top of
+it while it is in flight; a refused commit (config edited, stock added, memory
+drifted) reloads the template and decides again. An issued claim's coupon,
+with its unguessable id, is in the outcome, so a re-delivered request is
+answered with the same coupon, never a second one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from dataclasses import dataclass, field
+
+from actors.recent import Commit, RecentOutcomes, accepted
+from domain.claims import REJECT_UNKNOWN_TEMPLATE, ClaimOutcome, Coupon, claim_rejection
+from domain.coupons import CouponTemplate
+from domain.events import now_ms
+from domain.road import Request
+from ledger.claims import ClaimEntry, ClaimLedger
+
+log = logging.getLogger("carnival.actors.claims")
+
+_ENCODE_OUTCOME = ClaimOutcome.encoder()
+# Attempts per batch and template before the batch fails back to the dispatcher.
+MAX_ATTEMPTS = 5
+
+TemplateKey = tuple[str, str]  # (tenant id, template id)
+
+
+@dataclass(eq=False)
+class Held:
+    """A template as this actor holds it."""
+
+    template: CouponTemplate
+    config: bytes
+    left: int | None
+    users: dict[str, int]
+    head: str
+    fresh: bool = True  # nothing decided since loaded: look up the first batch's requests
+    inflight: set[Commit] = field(default_factory=set)
+
+
+class TemplateClaims:
+    def __init__(self, ledger: ClaimLedger, recent: RecentOutcomes) -> None:
+        self._ledger = ledger
+        self._recent = recent
+        self._held: dict[TemplateKey, Held] = {}
+        self._loading: dict[TemplateKey, asyncio.Future[Held | None]] = {}
+
+    async def decide(
+        self, batch_id: str, tenant_id: str, template_id: str, requests: list[Request]
+    ) -> dict[str, bytes]:
+        """One outcome per distinct request key; a key decided before gets the
+        outcome already decided, byte for byte."""
+        key = (tenant_id, template_id)
+        owner = f"template/{tenant_id}/{template_id}"
+        unique = list({r.key: r for r in requests}.values())
+        for attempt in range(MAX_ATTEMPTS):
+            held = await self._hold(key)
+            if held is None:
+                return {r.key: _unknown(key, r, batch_id) for r in unique}
+            decided = await self._decide_once(batch_id, key, owner, held, unique, attempt)
+            if decided is not None:
+                return decided
+        raise RuntimeError(f"claim batch {batch_id} for {key} refused {MAX_ATTEMPTS} times")
+
+    async def _decide_once(
+        self,
+        batch_id: str,
+        key: TemplateKey,
+        owner: str,
+        held: Held,
+        unique: list[Request],
+        attempt: int,
+    ) -> dict[str, bytes] | None:
+        request_keys = [r.key for r in unique]
+        found: dict[str, bytes] = {}
+        if attempt or held.fresh:
+            config, outcomes = await self._ledger.lookup(*key, request_keys)
+            if config != held.config:
+                self._forget(key, held)
+                return None
+            found = {k: v for k, v in zip(request_keys, outcomes, strict=True) if v}
+
+        # -- decide and queue the commit: no await from here to the submit --
+        at = now_ms()
+        template, recent = held.template, self._recent
+        results: dict[str, bytes] = {}
+        waits: list[Commit] = []
+        entries: list[ClaimEntry] = []
+        for req in unique:
+            done = found.get(req.key)
+            if done is None and (hit := recent.get(owner, req.key)) is not None:
+                done, pending = hit
+                if pending is not None:
+                    waits.append(pending)
+            if done is not None:
+                results[req.key] = done
+                continue
+            user_id = req.user_id
+            reason = claim_rejection(template, at, held.left, held.users.get(user_id, 0))
+            if reason is None:
+                coupon = Coupon.issue(template, user_id, "claim", req.key, at)
+                if held.left is not None:
+                    held.left -= 1
+                held.users[user_id] = held.users.get(user_id, 0) + 1
+                outcome = _outcome(req, key, "issued", "", coupon, batch_id, at)
+                entry = ClaimEntry(
+                    req.key, outcome, coupon.coupon_id, coupon.model_dump_json().encode()
+                )
+            else:
+                outcome = _outcome(req, key, "rejected", reason, None, batch_id, at)
+                entry = ClaimEntry(req.key, outcome, "", b"")
+            entries.append(entry)
+            results[req.key] = outcome
+        held.fresh = False
+        commit: Commit | None = None
+        if entries:
+            head = secrets.token_hex(8)
+            commit = self._ledger.commit(template, entries, held.head, head)
+            held.head = head
+            held.inflight.add(commit)
+            commit.add_done_callback(held.inflight.discard)
+            recent.add(owner, [(e.request_key, e.outcome) for e in entries], commit)
+        # -- end of the decision --
+
+        if commit is not None:
+            try:
+                reply = await commit
+            except Exception:
+                self._refused(key, owner, held, entries)
+                raise
+            if reply[0] != b"ok":
+                log.info("ledger refused %s for %s (%s); reloading", batch_id, key, reply[1])
+                self._refused(key, owner, held, entries)
+                return None
+        for pending in waits:
+            with contextlib.suppress(Exception):
+                await pending
+            if not accepted(pending):
+                return None
+        return results
+
+    def _refused(self, key: TemplateKey, owner: str, held: Held, entries: list[ClaimEntry]) -> None:
+        self._recent.drop(owner, [e.request_key for e in entries])
+        self._forget(key, held)
+
+    def _forget(self, key: TemplateKey, held: Held) -> None:
+        if self._held.get(key) is held:
+            del self._held[key]
+
+    async def _hold(self, key: TemplateKey) -> Held | None:
+        held = self._held.get(key)
+        if held is not None:
+            return held
+        loading = self._loading.get(key)
+        if loading is None:  # one load per template, however many batches wait for it
+            loading = self._loading[key] = asyncio.ensure_future(self._load(key))
+            loading.add_done_callback(lambda _: self._loading.pop(key, None))
+        return await asyncio.shield(loading)
+
+    async def _load(self, key: TemplateKey) -> Held | None:
+        loaded = await self._ledger.load(*key)
+        if loaded is None:
+            self._held.pop(key, None)
+            return None
+        held = self._held[key] = Held(
+            loaded.template, loaded.config, loaded.left, loaded.users, loaded.head
+        )
+        return held
+
+
+def _outcome(
+    req: Request,
+    key: TemplateKey,
+    status: str,
+    reason: str,
+    coupon: Coupon | None,
+    batch_id: str,
+    at: int,
+) -> bytes:
+    return _ENCODE_OUTCOME(
+        req.key,
+        *key,
+        req.user_id,
+        req.request_id,
+        status,
+        reason,
+        coupon.coupon_id if coupon else "",
+        coupon.valid_from if coupon else None,
+        coupon.valid_until if coupon else None,
+        batch_id,
+        at,
+    )
+
+
+def _unknown(key: TemplateKey, req: Request, batch_id: str) -> bytes:
+    return _outcome(req, key, "rejected", REJECT_UNKNOWN_TEMPLATE, None, batch_id, now_ms())

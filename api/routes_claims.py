@@ -1,0 +1,182 @@
+"""Shopper endpoints for coupons: a template's claim page and the claim itself
+(request-reply over Kafka, decided by the template's owning actor like a draw)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Path
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.deps import Res, Shopper
+from api.errors import ApiError
+from domain import claims as rules
+from domain.coupons import CouponTemplate
+from domain.events import now_ms, request_key
+from domain.ids import ID_PATTERN, REQUEST_ID_PATTERN
+from domain.road import CLAIM
+
+router = APIRouter(prefix="/v1", tags=["shopper"])
+
+TemplateId = Path(pattern=ID_PATTERN)
+RequestId = Path(pattern=REQUEST_ID_PATTERN)
+
+# Every rejection the actor can decide: HTTP status and a message a shopper can act on.
+REJECTIONS: dict[str, tuple[int, str]] = {
+    rules.REJECT_UNKNOWN_TEMPLATE: (404, "there is no such coupon in your tenant"),
+    rules.REJECT_NOT_RUNNING: (409, "this coupon cannot be claimed now (not started or paused)"),
+    rules.REJECT_NOT_OPEN: (409, "claiming has not opened yet; see claim_opens_at"),
+    rules.REJECT_CLOSED: (409, "claiming has closed for this coupon"),
+    rules.REJECT_SOLD_OUT: (409, "all of these coupons have been claimed"),
+    rules.REJECT_USER_LIMIT: (409, "you already hold as many of these coupons as allowed"),
+}
+
+
+class ClaimBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str | None = Field(
+        default=None,
+        pattern=REQUEST_ID_PATTERN,
+        description="Idempotency key: a retry with the same id returns the same coupon.",
+    )
+
+
+class IssuedCoupon(BaseModel):
+    coupon_id: str
+    valid_from: int | None
+    valid_until: int | None
+
+
+class ClaimResult(BaseModel):
+    request_id: str
+    template_id: str
+    status: str  # issued
+    coupon: IssuedCoupon
+    decided_at: int
+
+
+class ClaimTicket(BaseModel):
+    request_id: str
+    status: str = "pending"
+    poll: str
+
+
+class ClaimPage(BaseModel):
+    """What a claim page or a flash-sale countdown shows; ``server_time`` is the
+    clock the actor decides by, so a client can correct its own."""
+
+    id: str
+    name: str
+    description: str
+    kind: str
+    face_value_cents: int | None
+    status: str
+    claim_opens_at: int | None
+    claim_closes_at: int | None
+    stock_left: int | None  # None = unlimited
+    claimed_by_me: int
+    per_user: int  # 0 = no limit
+    can_claim: bool
+    reason: str  # why not, when can_claim is false
+    server_time: int
+
+
+def result(outcome: dict[str, Any]) -> dict[str, Any]:
+    """The shopper's view of a claim outcome (a rejection raises its 4xx)."""
+    if outcome["status"] == "rejected":
+        reason = outcome["reason"]
+        status, message = REJECTIONS.get(reason, (409, "the claim was rejected"))
+        raise ApiError(status, reason, message, {"request_id": outcome["request_id"]})
+    return {
+        "request_id": outcome["request_id"],
+        "template_id": outcome["template_id"],
+        "status": outcome["status"],
+        "coupon": {
+            "coupon_id": outcome["coupon_id"],
+            "valid_from": outcome["valid_from"],
+            "valid_until": outcome["valid_until"],
+        },
+        "decided_at": outcome["occurred_at"],
+    }
+
+
+def _ticket(template_id: str, request_id: str) -> JSONResponse:
+    poll = f"/v1/templates/{template_id}/claims/{request_id}"
+    body = ClaimTicket(request_id=request_id, poll=poll).model_dump()
+    return JSONResponse(body, status_code=202)
+
+
+def _not_found(template_id: str) -> ApiError:
+    return ApiError(404, "template_not_found", f"no coupon template '{template_id}' in your tenant")
+
+
+@router.get("/templates/{template_id}", response_model=ClaimPage, summary="A coupon to claim")
+async def claim_page(res: Res, who: Shopper, template_id: str = TemplateId) -> ClaimPage:
+    config, left, mine = await res.store.claim_counters(who.tenant_id, template_id, who.user_id)
+    if config is None:
+        raise _not_found(template_id)
+    template = CouponTemplate.model_validate_json(config)
+    if template.status == "draft":  # not published: shoppers see nothing
+        raise _not_found(template_id)
+    at = now_ms()
+    stock_left = left if template.limits.stock is not None else None
+    reason = rules.claim_rejection(template, at, stock_left, mine) or ""
+    return ClaimPage(
+        id=template.id,
+        name=template.name,
+        description=template.description,
+        kind=template.kind,
+        face_value_cents=template.face_value_cents,
+        status=template.status,
+        claim_opens_at=template.claim_opens_at,
+        claim_closes_at=template.claim_closes_at,
+        stock_left=stock_left,
+        claimed_by_me=mine,
+        per_user=template.limits.per_user,
+        can_claim=not reason,
+        reason=reason,
+        server_time=at,
+    )
+
+
+@router.post(
+    "/templates/{template_id}/claims",
+    response_model=ClaimResult,
+    responses={202: {"model": ClaimTicket}},
+    summary="Claim a coupon (waits briefly for the decision, else returns a ticket to poll)",
+)
+async def claim(
+    res: Res, who: Shopper, template_id: str = TemplateId, body: ClaimBody | None = None
+) -> Any:
+    request_id = (body.request_id if body else None) or uuid.uuid4().hex
+    timeout_s = res.settings.reply_timeout_ms / 1000
+    # No ledger read here: the actor answers unknown templates and retries itself.
+    outcome = await res.road.ask(
+        CLAIM, who.tenant_id, template_id, who.user_id, request_id, timeout_s
+    )
+    if outcome is None:  # queued on Kafka, not decided yet: the client polls
+        key = request_key(who.user_id, request_id)
+        await res.store.mark_claim_pending(who.tenant_id, template_id, key)
+        return _ticket(template_id, request_id)
+    return result(outcome)
+
+
+@router.get(
+    "/templates/{template_id}/claims/{request_id}",
+    response_model=ClaimResult,
+    responses={202: {"model": ClaimTicket}},
+    summary="The outcome of an earlier claim (202 while it is still pending)",
+)
+async def claim_outcome(
+    res: Res, who: Shopper, template_id: str = TemplateId, request_id: str = RequestId
+) -> Any:
+    key = request_key(who.user_id, request_id)
+    decided = await res.store.claim_outcome(who.tenant_id, template_id, key)
+    if decided is not None:
+        return result(decided)
+    if await res.store.is_claim_pending(who.tenant_id, template_id, key):
+        return _ticket(template_id, request_id)
+    raise ApiError(404, "request_not_found", f"no claim with request_id '{request_id}' from you")

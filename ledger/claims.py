@@ -1,0 +1,107 @@
+"""The actor's side of the ledger for claims: load a template, look up a batch,
+commit its decisions (ledger/commit_claims.lua). Same contract as
+``ledger.pools``: reads on a connection pool, commits through the shared
+``Committer`` in decision order."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import redis.asyncio as aioredis
+
+from domain.coupons import CouponTemplate
+from ledger.committer import Committer, Script
+from ledger.keys import TemplateKeys, TenantKeys
+
+COMMIT_CLAIMS = Script((Path(__file__).parent / "commit_claims.lua").read_text())
+
+
+class ClaimEntry(NamedTuple):
+    """One decision as the commit script needs it."""
+
+    request_key: str
+    outcome: bytes
+    coupon_id: str  # "" for a rejection
+    coupon: bytes  # the Coupon's JSON; b"" for a rejection
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedTemplate:
+    config: bytes
+    template: CouponTemplate
+    left: int | None  # None: unlimited stock
+    users: dict[str, int]  # user id -> coupons claimed
+    head: str
+
+
+class ClaimLedger:
+    def __init__(self, reads: aioredis.Redis, commits: Committer) -> None:
+        self._redis = reads
+        self._commits = commits
+
+    async def load(self, tenant_id: str, template_id: str) -> LoadedTemplate | None:
+        """Config, counters and chain head in one transaction; None for no such template."""
+        keys = TemplateKeys(tenant_id, template_id)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.get(keys.config)
+        pipe.get(keys.left)
+        pipe.hgetall(keys.users)
+        pipe.get(keys.head)
+        config, left, users, head = await pipe.execute()
+        if config is None:
+            return None
+        template = CouponTemplate.model_validate_json(config)
+        limited = template.limits.stock is not None
+        return LoadedTemplate(
+            config,
+            template,
+            int(left or 0) if limited else None,
+            {k.decode(): int(v) for k, v in users.items()},
+            (head or b"").decode(),
+        )
+
+    async def lookup(
+        self, tenant_id: str, template_id: str, request_keys: list[str]
+    ) -> tuple[bytes | None, list[bytes | None]]:
+        """The config and the outcomes already decided, in one round trip."""
+        keys = TemplateKeys(tenant_id, template_id)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.get(keys.config)
+        pipe.hmget(keys.outcomes, request_keys)
+        config, outcomes = await pipe.execute()
+        return config, outcomes
+
+    def commit(
+        self, template: CouponTemplate, entries: list[ClaimEntry], decided_on: str, head: str
+    ) -> asyncio.Future[list[bytes]]:
+        """Queue the batch's commit (synchronous: decision order is commit order).
+        The future's result is ``[b"ok", issued]`` or ``[b"stale", why]``."""
+        keys = TemplateKeys(template.tenant_id, template.id)
+        tenant = TenantKeys(template.tenant_id)
+        args: list[str | bytes | int] = [
+            decided_on,
+            head,
+            template.version,
+            template.limits.per_user,
+            "1" if template.limits.stock is not None else "0",
+            len(entries),
+        ]
+        for entry in entries:
+            args.extend(entry)
+        return self._commits.submit(
+            COMMIT_CLAIMS,
+            [
+                keys.version,
+                keys.head,
+                keys.left,
+                keys.users,
+                keys.outcomes,
+                keys.issued,
+                tenant.coupons,
+                tenant.wallets,
+            ],
+            args,
+        )

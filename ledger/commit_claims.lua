@@ -1,0 +1,101 @@
+-- Commit one batch of claim decisions for one coupon template, atomically.
+-- KEYS: 1 config version, 2 head, 3 coupons left, 4 users (user -> claimed),
+--       5 outcomes, 6 issued, 7 tenant coupons (id -> coupon JSON),
+--       8 tenant wallets (user -> ids) (all share the tenant's hash tag)
+-- ARGV: 1 head the batch was decided on ('' for a template that never committed),
+--       2 this commit's head token, 3 config version decided under,
+--       4 per-user limit (0: none), 5 '1' when the stock is limited,
+--       6 n decisions, then n x (request_key "<user>:<request id>", outcome,
+--       coupon id ('' for a rejection), coupon JSON ('' for a rejection))
+-- Validated before anything is written, so a refused batch leaves no trace;
+-- 'stale' tells the actor its memory drifted from the ledger. The head makes
+-- the template's commits a chain (see commit_draws.lua); the stock and limit
+-- checks repeat what the chain implies, so they hold even if the actor's
+-- memory were wrong.
+local per_user, limited, n = tonumber(ARGV[4]), ARGV[5] == '1', tonumber(ARGV[6])
+local O = 7
+local CHUNK = 500
+
+local version = redis.call('GET', KEYS[1])
+if version and version ~= ARGV[3] then return {'stale', 'config:' .. version} end
+if (redis.call('GET', KEYS[2]) or '') ~= ARGV[1] then return {'stale', 'chain'} end
+
+local function chunks(list, fn)
+  for c = 1, #list, CHUNK do fn({unpack(list, c, math.min(c + CHUNK - 1, #list))}) end
+end
+
+local keys, users, count_of, ids_of = {}, {}, {}, {}
+local seen, issued = {}, 0
+for i = 0, n - 1 do
+  local req, coupon = ARGV[O + i * 4], ARGV[O + i * 4 + 2]
+  if seen[req] then return {'stale', 'duplicate:' .. req} end
+  seen[req] = true
+  keys[#keys + 1] = req
+  if coupon ~= '' then
+    local user = string.match(req, '^([^:]*):')
+    if not count_of[user] then
+      users[#users + 1] = user
+      count_of[user] = 0
+    end
+    count_of[user] = count_of[user] + 1
+    ids_of[user] = ids_of[user] and (ids_of[user] .. '\n' .. coupon) or coupon
+    issued = issued + 1
+  end
+end
+
+local stale
+chunks(keys, function(reqs)
+  local found = redis.call('HMGET', KEYS[5], unpack(reqs))
+  for j = 1, #reqs do if found[j] then stale = stale or ('decided:' .. reqs[j]) end end
+end)
+if stale then return {'stale', stale} end
+if limited and tonumber(redis.call('GET', KEYS[3]) or '0') < issued then
+  return {'stale', 'stock'}
+end
+if per_user > 0 then
+  chunks(users, function(some)
+    local used = redis.call('HMGET', KEYS[4], unpack(some))
+    for j = 1, #some do
+      if tonumber(used[j] or '0') + count_of[some[j]] > per_user then
+        stale = stale or ('limit:' .. some[j])
+      end
+    end
+  end)
+  if stale then return {'stale', stale} end
+end
+
+if issued > 0 then
+  if limited then redis.call('DECRBY', KEYS[3], issued) end
+  redis.call('INCRBY', KEYS[6], issued)
+  for _, user in ipairs(users) do redis.call('HINCRBY', KEYS[4], user, count_of[user]) end
+  for c = 0, n - 1, CHUNK do
+    local pairs_ = {}
+    for i = c, math.min(c + CHUNK, n) - 1 do
+      local coupon = ARGV[O + i * 4 + 2]
+      if coupon ~= '' then
+        pairs_[#pairs_ + 1] = coupon
+        pairs_[#pairs_ + 1] = ARGV[O + i * 4 + 3]
+      end
+    end
+    if #pairs_ > 0 then redis.call('HSET', KEYS[7], unpack(pairs_)) end
+  end
+  chunks(users, function(some)
+    local before = redis.call('HMGET', KEYS[8], unpack(some))
+    local pairs_ = {}
+    for j = 1, #some do
+      pairs_[#pairs_ + 1] = some[j]
+      pairs_[#pairs_ + 1] = before[j] and (before[j] .. '\n' .. ids_of[some[j]]) or ids_of[some[j]]
+    end
+    redis.call('HSET', KEYS[8], unpack(pairs_))
+  end)
+end
+for c = 0, n - 1, CHUNK do
+  local pairs_ = {}
+  for i = c, math.min(c + CHUNK, n) - 1 do
+    pairs_[#pairs_ + 1] = ARGV[O + i * 4]
+    pairs_[#pairs_ + 1] = ARGV[O + i * 4 + 1]
+  end
+  redis.call('HSET', KEYS[5], unpack(pairs_))
+end
+redis.call('SET', KEYS[2], ARGV[2])
+return {'ok', tostring(issued)}
