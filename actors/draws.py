@@ -8,6 +8,9 @@ commit script refuse the batch ('stale'), and the slow path reloads the pool
 and decides again. A refused batch refuses every batch decided on top of it
 (the chain head in ``ledger/commit_draws.lua``), so nothing is undone here.
 
+A won ``coupon`` prize issues a coupon from its template into the winner's
+wallet in the same commit as the draw: both happen, or neither.
+
 Pools whose decisions depend on points balances (a points cost, tiers by
 points) read the balances first and run one batch of the tenant at a time:
 points are shared by all of a tenant's activities, and a balance read while
@@ -26,10 +29,12 @@ from dataclasses import dataclass, field
 
 from actors.recent import Commit, RecentOutcomes, accepted
 from domain.activity import Activity
+from domain.claims import Coupon
+from domain.coupons import CouponTemplate
 from domain.draw import REJECT_UNKNOWN_ACTIVITY, Decision, PoolState, utc_day
 from domain.events import DrawOutcome, now_ms
 from domain.road import Request
-from ledger.pools import Entry, PoolLedger, effect
+from ledger.pools import Entry, PoolLedger, WonCoupon, effect
 
 log = logging.getLogger("carnival.actors.draws")
 
@@ -48,6 +53,7 @@ class Pool:
     state: PoolState
     config: bytes
     head: str
+    templates: dict[str, CouponTemplate]  # of the coupon prizes, by template id
     fresh: bool = True  # loaded, nothing decided yet: look up the first batch's requests
     inflight: set[Commit] = field(default_factory=set)
 
@@ -117,6 +123,8 @@ class DrawPools:
         results: dict[str, bytes] = {}
         waits: list[Commit] = []
         entries: list[Entry] = []
+        coupons: list[WonCoupon] = []
+        templates = pool.templates
         taken: dict[str, int] = {}
         tenant_id, activity_id = key
         for req, request_key in zip(unique, request_keys, strict=True):
@@ -135,6 +143,12 @@ class DrawPools:
             )
             results[request_key] = outcome
             won = decision.status == "won"
+            if won and decision.prize is not None and decision.prize.coupon_template in templates:
+                template = templates[decision.prize.coupon_template]
+                coupon = Coupon.issue(template, user_id, "draw", request_key, at)
+                coupons.append(
+                    WonCoupon(user_id, coupon.coupon_id, coupon.model_dump_json().encode())
+                )
             entries.append(
                 Entry(
                     request_key,
@@ -150,7 +164,7 @@ class DrawPools:
             head = secrets.token_hex(8)
             checked = balances if wallet else {}
             commit = self._ledger.commit(
-                state.activity, day, entries, taken, checked, pool.head, head
+                state.activity, day, entries, taken, checked, coupons, pool.head, head
             )
             pool.head = head
             pool.inflight.add(commit)
@@ -198,7 +212,7 @@ class DrawPools:
         if loaded is None:
             self._pools.pop(key, None)
             return None
-        pool = self._pools[key] = Pool(loaded.state, loaded.config, loaded.head)
+        pool = self._pools[key] = Pool(loaded.state, loaded.config, loaded.head, loaded.templates)
         return pool
 
 

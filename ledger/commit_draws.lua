@@ -1,15 +1,17 @@
 -- Commit one batch of draw decisions for one activity, atomically.
 -- KEYS: 1 stock, 2 users, 3 users today, 4 draws, 5 outcomes, 6 head, 7 tenant points,
---       8 wins, 9 config version (all share the tenant's hash tag)
+--       8 wins, 9 config version, 10 tenant coupons, 11 tenant wallets (all share the
+--       tenant's hash tag)
 -- ARGV: 1 head the batch was decided on ('' for a pool that never committed),
 --       2 this commit's head token, 3 config version decided under,
 --       4 per_user_total, 5 per_user_daily, 6 max_draws, 7 day_ttl_s,
---       8 n decisions, 9 n stock fields, 10 n balances checked, then
+--       8 n decisions, 9 n stock fields, 10 n balances checked, 11 n coupons, then
 --       n x (request_key "<user>:<request id>", outcome, effect), effect being
 --         'r' (rejected: no draw), or 'd' / 'w' (a draw; 'w' a win) followed by
 --         the points delta, e.g. 'd-10', 'w100', 'w0',
 --       s x (stock_field, amount taken),
---       b x (user_id, points balance the user's decisions were made with)
+--       b x (user_id, points balance the user's decisions were made with),
+--       c x (user_id, coupon id, coupon JSON): coupons won, into the winners' wallets
 -- The actor sends one line per decision and the per-user sums are made here:
 -- arguments per draw, not per user, halved what the actor spends per commit.
 -- Everything is validated before anything is written, so a refused batch
@@ -22,8 +24,9 @@
 -- request was most of the script's time.
 local per_user, per_day, max_draws = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local day_ttl = tonumber(ARGV[7])
-local n, s, b = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
-local O, S, B = 11, 11 + 3 * n, 11 + 3 * n + 2 * s
+local n, s, b, c = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
+local O, S, B = 12, 12 + 3 * n, 12 + 3 * n + 2 * s
+local C = B + 2 * b
 local CHUNK = 500
 
 -- An activity written before versions were kept beside the config has none: no check.
@@ -124,6 +127,30 @@ for c = 0, n - 1, CHUNK do
     pairs_[#pairs_ + 1] = ARGV[O + i * 3 + 1]
   end
   redis.call('HSET', KEYS[5], unpack(pairs_))
+end
+if c > 0 then
+  local owners, ids_of, pairs_ = {}, {}, {}
+  for i = 0, c - 1 do
+    local user, id = ARGV[C + i * 3], ARGV[C + i * 3 + 1]
+    pairs_[#pairs_ + 1] = id
+    pairs_[#pairs_ + 1] = ARGV[C + i * 3 + 2]
+    if #pairs_ >= 2 * CHUNK then
+      redis.call('HSET', KEYS[10], unpack(pairs_))
+      pairs_ = {}
+    end
+    if not ids_of[user] then owners[#owners + 1] = user end
+    ids_of[user] = ids_of[user] and (ids_of[user] .. '\n' .. id) or id
+  end
+  if #pairs_ > 0 then redis.call('HSET', KEYS[10], unpack(pairs_)) end
+  chunks(owners, function(some)
+    local before = redis.call('HMGET', KEYS[11], unpack(some))
+    local wallets = {}
+    for j = 1, #some do
+      wallets[#wallets + 1] = some[j]
+      wallets[#wallets + 1] = before[j] and (before[j] .. '\n' .. ids_of[some[j]]) or ids_of[some[j]]
+    end
+    redis.call('HSET', KEYS[11], unpack(wallets))
+  end)
 end
 redis.call('SET', KEYS[6], ARGV[2])
 return {'ok', tostring(draws)}

@@ -15,9 +15,10 @@ from typing import NamedTuple
 import redis.asyncio as aioredis
 
 from domain.activity import Activity
+from domain.coupons import CouponTemplate
 from domain.draw import PoolState
 from ledger.committer import Committer, Script
-from ledger.keys import ActivityKeys, TenantKeys
+from ledger.keys import ActivityKeys, TemplateKeys, TenantKeys
 
 DAY_COUNTER_TTL_S = 2 * 86_400
 COMMIT_DRAWS = Script((Path(__file__).parent / "commit_draws.lua").read_text())
@@ -39,11 +40,21 @@ def effect(counts_as_draw: bool, won: bool, points_delta: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Loaded:
-    """A pool as the ledger holds it, read in one transaction."""
+    """A pool as the ledger holds it, read in one transaction, and the coupon
+    templates its coupon prizes issue from (a template missing: no coupon)."""
 
     config: bytes
     state: PoolState
     head: str
+    templates: dict[str, CouponTemplate]
+
+
+class WonCoupon(NamedTuple):
+    """A coupon a draw won, for the winner's wallet in the draw's commit."""
+
+    user_id: str
+    coupon_id: str
+    coupon: bytes  # the Coupon's JSON
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,15 +86,29 @@ class PoolLedger:
         config, stock, users, today, draws, head = await pipe.execute()
         if config is None:
             return None
+        activity = Activity.model_validate_json(config)
         state = PoolState(
-            activity=Activity.model_validate_json(config),
+            activity=activity,
             stock=_int_map(stock),
             user_draws=_int_map(users),
             day=day,
             user_day_draws=_int_map(today),
             total_draws=int(draws or 0),
         )
-        return Loaded(config, state, (head or b"").decode())
+        return Loaded(config, state, (head or b"").decode(), await self._templates(activity))
+
+    async def _templates(self, activity: Activity) -> dict[str, CouponTemplate]:
+        # A running template's terms never change (domain.template_lifecycle), so
+        # what is read at load stays right for every coupon the pool issues.
+        ids = sorted({p.coupon_template for p in activity.prizes if p.coupon_template})
+        if not ids:
+            return {}
+        raws = await self._redis.mget([TemplateKeys(activity.tenant_id, i).config for i in ids])
+        return {
+            i: CouponTemplate.model_validate_json(raw)
+            for i, raw in zip(ids, raws, strict=True)
+            if raw is not None
+        }
 
     async def lookup(
         self, tenant_id: str, activity_id: str, request_keys: list[str], users: list[str]
@@ -106,6 +131,7 @@ class PoolLedger:
         entries: list[Entry],
         stock: dict[str, int],
         balances: dict[str, int],
+        coupons: list[WonCoupon],
         decided_on: str,
         head: str,
     ) -> asyncio.Future[list[bytes]]:
@@ -130,6 +156,7 @@ class PoolLedger:
             len(entries),
             len(stock),
             len(balances),
+            len(coupons),
         ]
         for entry in entries:
             args.extend(entry)
@@ -137,6 +164,8 @@ class PoolLedger:
             args += [field, amount]
         for user, balance in balances.items():
             args += [user, balance]
+        for coupon in coupons:
+            args.extend(coupon)
         return self._commits.submit(
             COMMIT_DRAWS,
             [
@@ -149,6 +178,8 @@ class PoolLedger:
                 TenantKeys(activity.tenant_id).points,
                 keys.wins,
                 keys.version,
+                TenantKeys(activity.tenant_id).coupons,
+                TenantKeys(activity.tenant_id).wallets,
             ],
             args,
         )

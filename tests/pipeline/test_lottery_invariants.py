@@ -13,6 +13,7 @@ import httpx
 
 from actors.owner_actor import actor_name
 from domain.activity import Envelopes, Limits, Prize
+from domain.coupons import CouponTemplate, Validity
 from domain.draw import BUDGET_LEFT, ENVELOPES_LEFT
 from tests.pipeline.conftest import Pipeline, reconcile, storm, wait_for
 
@@ -69,12 +70,30 @@ def _actor_pid(ray_client: Any) -> int:
 
 
 def test_actor_worker_sigkill_mid_load(pipeline: Pipeline, ray_client: Any) -> None:
-    """Points cost, per-user limit and stock across a crash of the actor process."""
+    """Points cost, per-user limit, stock and the coupons won across a crash of the
+    actor process."""
     tenant = pipeline.tenant()
     users, per_user, stock, cost, granted = 800, 3, 150, 10, 25
+    template = CouponTemplate(
+        id="won-5-off",
+        tenant_id=tenant.tenant_id,
+        name="5 off",
+        kind="fixed",
+        amount_cents=500,
+        status="running",
+        validity=Validity(days_after_claim=7),
+    )
+    pipeline.ledger.install_template(template)
     wheel = tenant.wheel(
         [
-            Prize(id="p", name="Coupon", kind="coupon", weight=1, stock=stock),
+            Prize(
+                id="p",
+                name="Coupon",
+                kind="coupon",
+                weight=1,
+                stock=stock,
+                coupon_template="won-5-off",
+            ),
             Prize(id="pts", name="5 points", kind="points", weight=1, points=5),
         ],
         limits=Limits(per_user_total=per_user, points_cost=cost),
@@ -118,4 +137,16 @@ def test_actor_worker_sigkill_mid_load(pipeline: Pipeline, ray_client: Any) -> N
         assert balances[f"u{u}"] == granted - cost * len(drawn) + won_points >= 0
         if len(drawn) < per_user:
             assert any(o["reason"] == "insufficient_points" for o in mine)
+    # Every coupon prize won put exactly one coupon in the winner's wallet, in the
+    # draw's own commit: stock, outcomes and wallets agree.
+    won = {k: o for k, o in ledger.items() if o["prize_id"] == "p"}
+    coupons = pipeline.ledger.coupons(tenant.tenant_id)
+    assert sorted(c.source_id for c in coupons.values()) == sorted(won)
+    for coupon in coupons.values():
+        assert coupon.source == "draw" and coupon.template_id == template.id
+        assert coupon.user_id == won[coupon.source_id]["user_id"]
+    wallets = pipeline.ledger.wallets(tenant.tenant_id)
+    assert sorted(i for ids in wallets.values() for i in ids) == sorted(coupons)
+    for user, ids in wallets.items():
+        assert all(coupons[i].user_id == user for i in ids)
     print(f"actor killed after {killed_at} outcomes; HTTP {dict(codes)}")
