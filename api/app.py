@@ -14,7 +14,15 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
-from api import routes_activities, routes_admin, routes_claims, routes_draws, routes_ops
+from api import (
+    routes_activities,
+    routes_admin,
+    routes_claims,
+    routes_draws,
+    routes_ops,
+    routes_templates,
+    routes_wallet,
+)
 from api.deps import Resources
 from api.draw_path import DrawPath
 from api.errors import install_error_handlers
@@ -90,6 +98,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes_claims.router)
     app.include_router(routes_admin.router)
     app.include_router(routes_activities.router)
+    app.include_router(routes_templates.router)
+    app.include_router(routes_wallet.router)
     app.include_router(routes_ops.router)
     return app
 
