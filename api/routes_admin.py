@@ -13,6 +13,7 @@ from api.deps import AnyStaff, Operator, Res
 from api.errors import ApiError, activity_not_found
 from domain.ids import ID_PATTERN, USER_ID_PATTERN
 from domain.tokens import sign_shopper_token
+from ledger.templates import TemplateStore
 
 router = APIRouter(prefix="/v1", tags=["merchant"])
 
@@ -45,10 +46,23 @@ async def activity_stats(
 ) -> dict[str, Any]:
     if await res.store.activity(who.tenant_id, activity_id) is None:
         raise activity_not_found(activity_id)
-    try:
-        reply = await res.streams.get(
-            f"/internal/stats/activities/{activity_id}", params={"tenant_id": who.tenant_id}
+    return await _stats(res, f"/internal/stats/activities/{activity_id}", who.tenant_id)
+
+
+@router.get("/stats/templates/{template_id}", summary="Live claim figures of one coupon template")
+async def template_stats(
+    res: Res, who: AnyStaff, template_id: str = Path(pattern=ID_PATTERN)
+) -> dict[str, Any]:
+    if await TemplateStore(res.store.redis).template(who.tenant_id, template_id) is None:
+        raise ApiError(
+            404, "template_not_found", f"no coupon template '{template_id}' in your tenant"
         )
+    return await _stats(res, f"/internal/stats/templates/{template_id}", who.tenant_id)
+
+
+async def _stats(res: Res, path: str, tenant_id: str) -> dict[str, Any]:
+    try:
+        reply = await res.streams.get(path, params={"tenant_id": tenant_id})
         reply.raise_for_status()
     except httpx.HTTPError as exc:
         raise ApiError(

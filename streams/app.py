@@ -1,4 +1,5 @@
-"""The Faust worker: DRAW_OUTCOMES -> ClickHouse, plus the stats web views.
+"""The Faust worker: DRAW_OUTCOMES and CLAIM_OUTCOMES -> ClickHouse, plus the stats
+web views.
 
 Data flow step 4. The worker is the one process that opens ClickHouse (chdb
 allows one process per data directory), so it also serves the read side over
@@ -17,6 +18,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import faust
@@ -24,11 +26,11 @@ import orjson
 from clickhouse_connect.driver.client import Client
 from faust.web import Request, Response, View
 
-from domain.events import DrawOutcome
-from domain.topics import DRAW_OUTCOMES
+from domain.events import Event
+from domain.topics import CLAIM_OUTCOMES, DRAW_OUTCOMES
 from runtime.settings import get_settings
 from streams import clickhouse, stats
-from streams.decode import decode_batch
+from streams.decode import decode_batch, decode_claim
 
 log = logging.getLogger("carnival.streams")
 
@@ -77,6 +79,12 @@ draw_outcomes_topic = app.topic(
     key_serializer="raw",
     value_serializer="raw",
 )
+claim_outcomes_topic = app.topic(
+    CLAIM_OUTCOMES.name,
+    partitions=CLAIM_OUTCOMES.partitions,
+    key_serializer="raw",
+    value_serializer="raw",
+)
 
 # --- the ClickHouse client: opened once per process --------------------------
 
@@ -109,7 +117,9 @@ async def run_ch(fn: Any, *args: Any) -> Any:
 # --- the agent ----------------------------------------------------------------
 
 
-async def write_batch(outcomes: list[DrawOutcome]) -> None:
+async def write_batch(
+    events: Sequence[Event], insert: Callable[[Client, Sequence[Any]], int]
+) -> None:
     """INSERT a batch, retrying until it succeeds.
 
     ``take`` acks the batch when this returns *or raises* (its ``finally``),
@@ -120,7 +130,7 @@ async def write_batch(outcomes: list[DrawOutcome]) -> None:
     """
     attempt = 0
     while True:
-        task = asyncio.ensure_future(run_ch(clickhouse.insert_outcomes, outcomes))
+        task = asyncio.ensure_future(run_ch(insert, events))
         try:
             await asyncio.shield(task)
             return
@@ -133,7 +143,7 @@ async def write_batch(outcomes: list[DrawOutcome]) -> None:
             raise
         except Exception:
             delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
-            log.exception("insert of %d outcomes failed; retry in %.1fs", len(outcomes), delay)
+            log.exception("insert of %d events failed; retry in %.1fs", len(events), delay)
             attempt += 1
             await asyncio.sleep(delay)
 
@@ -143,7 +153,15 @@ async def store_draw_outcomes(stream: faust.StreamT) -> None:
     async for values in stream.take(BATCH_MAX, within=BATCH_WITHIN_S):
         outcomes = decode_batch(values)
         if outcomes:
-            await write_batch(outcomes)
+            await write_batch(outcomes, clickhouse.insert_outcomes)
+
+
+@app.agent(claim_outcomes_topic)
+async def store_claim_outcomes(stream: faust.StreamT) -> None:
+    async for values in stream.take(BATCH_MAX, within=BATCH_WITHIN_S):
+        claims = decode_batch(values, decode_claim)
+        if claims:
+            await write_batch(claims, clickhouse.insert_claims)
 
 
 @app.task
@@ -191,6 +209,20 @@ class ActivityStats(View):
             body = await run_ch(stats.activity_stats, tenant_id, activity_id)
         except Exception:
             log.exception("activity stats query failed")
+            return _json(self, {"error": "clickhouse_unavailable"}, 503)
+        return _json(self, body)
+
+
+@app.page("/internal/stats/templates/{template_id}")
+class TemplateStats(View):
+    async def get(self, request: Request, template_id: str) -> Response:
+        tenant_id = _tenant(request)
+        if tenant_id is None:
+            return _json(self, {"error": "tenant_id_required"}, 400)
+        try:
+            body = await run_ch(stats.template_stats, tenant_id, template_id)
+        except Exception:
+            log.exception("template stats query failed")
             return _json(self, {"error": "clickhouse_unavailable"}, 503)
         return _json(self, body)
 

@@ -18,7 +18,8 @@ from typing import Any
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
-from domain.events import DrawOutcome
+from domain.claims import ClaimOutcome
+from domain.events import DrawOutcome, Event
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +27,10 @@ log = logging.getLogger(__name__)
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 
 DRAW_OUTCOMES_TABLE = "draw_outcomes"
-# One column per DrawOutcome field, in field order; ingested_at is left to its DEFAULT.
+CLAIM_OUTCOMES_TABLE = "claim_outcomes"
+# One column per event field, in field order; ingested_at is left to its DEFAULT.
 OUTCOME_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(DrawOutcome))
+CLAIM_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ClaimOutcome))
 
 _LINE_COMMENT = re.compile(r"--[^\n]*")
 
@@ -77,31 +80,32 @@ def migrate(client: Client, sql_dir: Path = SQL_DIR) -> list[str]:
     return applied
 
 
-def _outcome_row(o: DrawOutcome) -> list[Any]:
-    row = [getattr(o, name) for name in OUTCOME_COLUMNS]
+def _row(event: Event, columns: tuple[str, ...]) -> list[Any]:
+    row = [getattr(event, name) for name in columns]
     # Epoch ms -> aware UTC datetime; DateTime64(3) keeps the millis.
-    row[_OCCURRED_AT] = datetime.fromtimestamp(o.occurred_at / 1000, tz=UTC)
+    at = columns.index("occurred_at")
+    row[at] = datetime.fromtimestamp(row[at] / 1000, tz=UTC)
     return row
 
 
-_OCCURRED_AT = OUTCOME_COLUMNS.index("occurred_at")
-
-
-def insert_outcomes(client: Client, outcomes: Sequence[DrawOutcome]) -> int:
+def _insert(client: Client, table: str, columns: tuple[str, ...], events: Sequence[Event]) -> int:
     """Insert a batch in one column-oriented INSERT; returns rows written.
 
     Duplicates (same event_id) are fine: the table dedupes them.
     """
-    if not outcomes:
+    if not events:
         return 0
-    columns = [list(col) for col in zip(*(_outcome_row(o) for o in outcomes), strict=True)]
-    client.insert(
-        DRAW_OUTCOMES_TABLE,
-        columns,
-        column_names=list(OUTCOME_COLUMNS),
-        column_oriented=True,
-    )
-    return len(outcomes)
+    data = [list(col) for col in zip(*(_row(e, columns) for e in events), strict=True)]
+    client.insert(table, data, column_names=list(columns), column_oriented=True)
+    return len(events)
+
+
+def insert_outcomes(client: Client, outcomes: Sequence[DrawOutcome]) -> int:
+    return _insert(client, DRAW_OUTCOMES_TABLE, OUTCOME_COLUMNS, outcomes)
+
+
+def insert_claims(client: Client, claims: Sequence[ClaimOutcome]) -> int:
+    return _insert(client, CLAIM_OUTCOMES_TABLE, CLAIM_COLUMNS, claims)
 
 
 def ping(client: Client) -> bool:

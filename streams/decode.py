@@ -1,4 +1,4 @@
-"""Decode and validate DRAW_OUTCOMES records before they reach ClickHouse.
+"""Decode and validate outcome records (draws, claims) before they reach ClickHouse.
 
 A record is a JSON array of outcome events (domain/topics.py).
 
@@ -12,18 +12,24 @@ logged and skipped.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import fields
-from typing import Any, get_args
+from typing import Any, TypeVar, get_args
 
 import orjson
 
-from domain.events import DrawOutcome, OutcomeStatus, SchemaError
+from domain.claims import ClaimOutcome, ClaimStatus
+from domain.events import DrawOutcome, Event, OutcomeStatus, SchemaError
 
 log = logging.getLogger("carnival.streams")
 
+E = TypeVar("E", bound=Event)
+
 _STATUSES = frozenset(get_args(OutcomeStatus))
 _STR_FIELDS = tuple(f.name for f in fields(DrawOutcome) if f.type == "str")
+_CLAIM_STATUSES = frozenset(get_args(ClaimStatus))
+_CLAIM_STR_FIELDS = tuple(f.name for f in fields(ClaimOutcome) if f.type == "str")
+_CLAIM_WINDOW_FIELDS = ("valid_from", "valid_until")
 # DateTime64(3) range ClickHouse accepts: 1900-01-01 .. 2299-12-31.
 _MIN_MS = -2_208_988_800_000
 _MAX_MS = 10_413_791_999_999
@@ -41,15 +47,38 @@ def decode_outcome(body: Any) -> DrawOutcome:
         raise SchemaError("event_id, tenant_id and activity_id are required")
     if o.status not in _STATUSES:
         raise SchemaError(f"unknown status {o.status!r}")
-    ts = o.occurred_at
-    if isinstance(ts, bool) or not isinstance(ts, int) or not _MIN_MS <= ts <= _MAX_MS:
-        raise SchemaError(f"occurred_at is not epoch ms: {ts!r}")
+    _check_epoch_ms(o.occurred_at)
     if isinstance(o.amount, bool) or not isinstance(o.amount, int) or abs(o.amount) > 2**62:
         raise SchemaError(f"amount is not an integer: {o.amount!r}")
     return o
 
 
-def decode_record(raw: Any) -> list[DrawOutcome]:
+def decode_claim(body: Any) -> ClaimOutcome:
+    """Check one claim outcome; raises SchemaError when it is not a valid one."""
+    if not isinstance(body, dict):
+        raise SchemaError(f"an event is an object, not {type(body).__name__}")
+    o = ClaimOutcome.from_dict(body)
+    for name in _CLAIM_STR_FIELDS:
+        if not isinstance(getattr(o, name), str):
+            raise SchemaError(f"{name} is not a string")
+    if not o.event_id or not o.tenant_id or not o.template_id:
+        raise SchemaError("event_id, tenant_id and template_id are required")
+    if o.status not in _CLAIM_STATUSES:
+        raise SchemaError(f"unknown status {o.status!r}")
+    _check_epoch_ms(o.occurred_at)
+    for name in _CLAIM_WINDOW_FIELDS:
+        value = getattr(o, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise SchemaError(f"{name} is not epoch ms: {value!r}")
+    return o
+
+
+def _check_epoch_ms(ts: Any) -> None:
+    if isinstance(ts, bool) or not isinstance(ts, int) or not _MIN_MS <= ts <= _MAX_MS:
+        raise SchemaError(f"occurred_at is not epoch ms: {ts!r}")
+
+
+def decode_record(raw: Any, decode: Callable[[Any], E] = decode_outcome) -> list[E]:  # type: ignore[assignment]
     """The valid events of one record (bad ones are logged and skipped); raises
     SchemaError when the record itself is not a JSON array."""
     if not isinstance(raw, bytes | bytearray | memoryview):
@@ -60,21 +89,21 @@ def decode_record(raw: Any) -> list[DrawOutcome]:
         raise SchemaError(f"not JSON: {exc}") from exc
     if not isinstance(events, list):
         raise SchemaError("a record is a JSON array of events")
-    outcomes: list[DrawOutcome] = []
+    outcomes: list[E] = []
     for body in events:
         try:
-            outcomes.append(decode_outcome(body))
+            outcomes.append(decode(body))
         except SchemaError as exc:
-            log.warning("skipping bad draw outcome event: %s", exc)
+            log.warning("skipping bad outcome event: %s", exc)
     return outcomes
 
 
-def decode_batch(values: Iterable[Any]) -> list[DrawOutcome]:
+def decode_batch(values: Iterable[Any], decode: Callable[[Any], E] = decode_outcome) -> list[E]:  # type: ignore[assignment]
     """Decode a batch of records; bad records and events are logged and skipped, never raised."""
-    outcomes: list[DrawOutcome] = []
+    outcomes: list[E] = []
     for raw in values:
         try:
-            outcomes += decode_record(raw)
+            outcomes += decode_record(raw, decode)
         except SchemaError as exc:
-            log.warning("skipping bad draw outcome record: %s", exc)
+            log.warning("skipping bad outcome record: %s", exc)
     return outcomes

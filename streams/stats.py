@@ -88,6 +88,50 @@ def activity_stats(client: Client, tenant_id: str, activity_id: str) -> dict[str
     }
 
 
+_CLAIMS_SQL = """
+SELECT
+    uniqExact(event_id)                          AS claims,
+    uniqExactIf(event_id, status = 'issued')     AS issued,
+    uniqExactIf(event_id, status = 'rejected')   AS rejected,
+    uniqExactIf(user_id, status = 'issued')      AS holders,
+    max(occurred_at)                             AS last_event_at
+FROM claim_outcomes
+WHERE tenant_id = {tenant_id:String} AND template_id = {template_id:String}
+"""
+
+_CLAIM_REASONS_SQL = """
+SELECT reason, uniqExact(event_id) AS claims
+FROM claim_outcomes
+WHERE tenant_id = {tenant_id:String} AND template_id = {template_id:String}
+  AND status = 'rejected'
+GROUP BY reason
+ORDER BY claims DESC, reason
+"""
+
+
+def template_stats(client: Client, tenant_id: str, template_id: str) -> dict[str, Any]:
+    """Live claim figures of one coupon template of one tenant: claims decided,
+    coupons issued, claims rejected (and by reason), distinct holders, last event."""
+    params = {"tenant_id": tenant_id, "template_id": template_id}
+    claims, issued, rejected, holders, last_event_at = client.query(
+        _CLAIMS_SQL, parameters=params
+    ).first_row
+    reasons = {
+        reason: int(n)
+        for reason, n in client.query(_CLAIM_REASONS_SQL, parameters=params).result_rows
+    }
+    return {
+        "tenant_id": tenant_id,
+        "template_id": template_id,
+        "claims": int(claims),
+        "issued": int(issued),
+        "rejected": int(rejected),
+        "rejected_by_reason": reasons,
+        "holders": int(holders),
+        "last_event_at": _epoch_ms(last_event_at, int(claims)),
+    }
+
+
 def tenant_event_count(client: Client, tenant_id: str) -> int:
     """Distinct draw outcome events of one tenant (all activities)."""
     return int(client.command(_COUNT_SQL, parameters={"tenant_id": tenant_id}))

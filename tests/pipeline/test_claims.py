@@ -155,6 +155,8 @@ def test_claim_rejections(pipeline: Pipeline, http: httpx.Client) -> None:
     assert_error(extra, 422, "invalid_request")
     assert_error(http.get(f"{path}/never-sent", headers=headers), 404, "request_not_found")
     assert_error(http.get(f"/v1/templates/{draft.id}", headers=headers), 404, "template_not_found")
+    stats = http.get("/v1/stats/templates/no-such-template", headers=tenant.staff_headers)
+    assert_error(stats, 404, "template_not_found")
 
 
 def _check_rush(
@@ -197,6 +199,20 @@ def _check_rush(
     for event in events:  # a re-produced event is the same event, never a new decision
         assert event == outcomes[event["event_id"]]
     assert {e["event_id"] for e in events} == set(outcomes)
+
+    # ClickHouse, through the stats API, counts exactly what the ledger holds.
+    with httpx.Client(base_url=pipeline.url, timeout=30) as http:
+        path = f"/v1/stats/templates/{template.id}"
+        stats = wait_for(
+            lambda: (
+                (s := http.get(path, headers=tenant.staff_headers).json())["claims"] == len(replies)
+                and s
+            ),
+            timeout=60,
+            what="ClickHouse to hold every claim outcome",
+        )
+    assert stats["issued"] == stats["holders"] == RUSH_STOCK
+    assert stats["rejected_by_reason"] == {k: v for k, v in answers.items() if k != "issued"}
     return answers
 
 
