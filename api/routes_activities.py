@@ -26,6 +26,7 @@ from domain.activity import (
 from domain.events import now_ms
 from domain.ids import ID_PATTERN, USER_ID_PATTERN
 from ledger.store import Principal, VersionConflict
+from ledger.templates import TemplateStore
 
 router = APIRouter(prefix="/v1/admin", tags=["operator"])
 ActivityId = Path(pattern=ID_PATTERN)
@@ -99,6 +100,27 @@ def _lifecycle_conflicts() -> Iterator[None]:
         raise ApiError(409, exc.code, str(exc)) from exc
 
 
+async def _check_templates(res: Res, activity: Activity) -> None:
+    """A coupon prize issues from a template of the tenant: it must exist (a
+    misspelt id would otherwise win shoppers nothing, silently)."""
+    named = {p.id: p.coupon_template for p in activity.prizes if p.coupon_template}
+    if not named:
+        return
+    found = await TemplateStore(res.store.redis).templates_by_id(
+        activity.tenant_id, sorted(set(named.values()))
+    )
+    problems = [
+        {
+            "loc": ("body", "prizes", i, "coupon_template"),
+            "msg": f"no coupon template '{p.coupon_template}' in your tenant; create it first",
+        }
+        for i, p in enumerate(activity.prizes)
+        if p.coupon_template and p.coupon_template not in found
+    ]
+    if problems:
+        raise validation_error("unknown_coupon_template", problems)
+
+
 async def _load(res: Res, who: Principal, activity_id: str) -> Activity:
     activity = await res.store.activity(who.tenant_id, activity_id)
     if activity is None:
@@ -142,6 +164,7 @@ async def create_activity(res: Res, who: Operator, body: ActivityCreate) -> Acti
         activity = Activity(**fields, tenant_id=who.tenant_id, status="draft")
     except ValidationError as exc:
         raise _invalid(exc) from exc
+    await _check_templates(res, activity)
     if not await res.store.create_activity(activity, who.key_name):
         raise ApiError(409, "activity_exists", f"activity '{activity.id}' already exists")
     return await _view(res, activity)
@@ -170,6 +193,7 @@ async def edit_activity(
             after = lifecycle.edit(before, changes, now_ms())
     except ValidationError as exc:
         raise _invalid(exc) from exc
+    await _check_templates(res, after)
     # Before the activity opens no draw has happened: the ledger's stock follows the edit.
     reset = lifecycle.not_started(before, now_ms())
     return await _replace(res, who, before, after, "activity.edited", stock_reset=reset)

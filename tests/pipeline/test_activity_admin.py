@@ -541,3 +541,42 @@ def test_operator_roles_can_manage(pipeline: Pipeline, http: httpx.Client, role:
     tenant = pipeline.tenant(role=role)
     aid = _create(http, tenant, _wheel_body())["activity"]["id"]
     assert _ok(_transition(http, tenant, aid, "scheduled"))["effective_status"] == "running"
+
+
+def test_coupon_prize_issues_from_a_template_of_the_tenant(
+    pipeline: Pipeline, http: httpx.Client
+) -> None:
+    tenant = pipeline.tenant()
+    body = _wheel_body()
+    body["prizes"][0]["coupon_template"] = "spring-5-off"
+    refused = http.post(f"{ADMIN}/activities", json=body, headers=tenant.staff_headers)
+    problem = assert_error(refused, 422, "unknown_coupon_template")
+    assert "prizes.0.coupon_template" in problem["message"]
+    assert_error(
+        http.get(f"{ADMIN}/activities/{body['id']}", headers=tenant.staff_headers),
+        404,
+        "activity_not_found",
+    )
+
+    template = {
+        "id": "spring-5-off",
+        "name": "5 off",
+        "kind": "fixed",
+        "amount_cents": 500,
+        "validity": {"days_after_claim": 7},
+    }
+    _ok(http.post(f"{ADMIN}/templates", json=template, headers=tenant.staff_headers), 201)
+    _create(http, tenant, body)
+    _ok(
+        http.post(
+            f"{ADMIN}/activities/{body['id']}/transitions",
+            json={"to": "scheduled"},
+            headers=tenant.staff_headers,
+        )
+    )
+    won = _ok(draw(http, tenant, body["id"], "lucky"))
+    assert won["status"] == "won" and won["prize"]["id"] == "coupon5"
+    wallet = _ok(http.get("/v1/wallet", headers=tenant.shopper_headers("lucky")))
+    assert [(c["template_id"], c["state"], c["face_value_cents"]) for c in wallet] == [
+        ("spring-5-off", "available", 500)
+    ]
