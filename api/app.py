@@ -18,6 +18,7 @@ from api import (
     routes_activities,
     routes_admin,
     routes_claims,
+    routes_codes,
     routes_draws,
     routes_ops,
     routes_templates,
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes_claims.router)
     app.include_router(routes_admin.router)
     app.include_router(routes_activities.router)
+    app.include_router(routes_codes.router)
     app.include_router(routes_templates.router)
     app.include_router(routes_wallet.router)
     app.include_router(routes_ops.router)

@@ -14,10 +14,12 @@ from rich.console import Console
 from rich.table import Table
 
 from carnival.bench.cli import bench_app
+from carnival.codes import codes_app
 from runtime.settings import get_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 app.add_typer(bench_app, name="bench")
+app.add_typer(codes_app, name="codes")
 console = Console(stderr=True)
 
 

@@ -392,7 +392,14 @@ IMPORT_HEADER = "code"
 REJECTED_RAW_MAX_CHARS = 100
 
 ImportRejectReason = Literal[
-    "empty_line", "bad_characters", "too_short", "too_long", "duplicate_in_file", "too_many_lines"
+    "empty_line",
+    "bad_characters",
+    "too_short",
+    "too_long",
+    "duplicate_in_file",
+    "too_many_lines",
+    # Found by the ledger, not here: the code is already one of the tenant's codes.
+    "duplicate_in_tenant",
 ]
 
 _EXTERNAL_CODE_CHARS = re.compile(EXTERNAL_CODE_PATTERN)
@@ -411,6 +418,8 @@ class ImportReport:
     """The result of reading an upload; built once, not meant to be mutated."""
 
     accepted: list[str] = field(default_factory=list)  # canonical, in file order
+    # The line of each accepted code, so a rejection found later (by the ledger) names it.
+    accepted_lines: list[int] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)  # in file order
     header_skipped: bool = False
 
@@ -438,6 +447,7 @@ def parse_import(lines: Iterable[str]) -> ImportReport:
     Line numbers count the items of `lines`: a file's lines when it is a file.
     """
     accepted: list[str] = []
+    accepted_lines: list[int] = []
     rejected: list[Rejection] = []
     first_seen: dict[str, int] = {}
     header_skipped = False
@@ -467,9 +477,15 @@ def parse_import(lines: Iterable[str]) -> ImportReport:
         if problem is None:
             first_seen[code] = line
             accepted.append(code)
+            accepted_lines.append(line)
         else:
             rejected.append(Rejection(line, raw[:REJECTED_RAW_MAX_CHARS], *problem))
-    return ImportReport(accepted=accepted, rejected=rejected, header_skipped=header_skipped)
+    return ImportReport(
+        accepted=accepted,
+        accepted_lines=accepted_lines,
+        rejected=rejected,
+        header_skipped=header_skipped,
+    )
 
 
 def _records(lines: Iterable[str]) -> Iterator[tuple[int, list[str] | csv.Error]]:

@@ -174,3 +174,92 @@ def api_key_key(key_hash: str) -> str:
 
 
 DISPATCHER_HEARTBEAT = f"{PREFIX}:heartbeat:dispatcher"
+
+
+@dataclass(frozen=True, slots=True)
+class CodeKeys:
+    """A tenant's coupon codes and code batches.
+
+    One hash holds every code of the tenant, whatever its batch: a code is
+    unique in the tenant because it is a field of that hash (``HSETNX``), and a
+    till's lookup is one ``HGET``.
+    """
+
+    tenant_id: str
+
+    @property
+    def base(self) -> str:
+        return f"{PREFIX}:{{t:{self.tenant_id}}}"
+
+    @property
+    def codes(self) -> str:
+        """Hash: code (canonical) -> ``<batch id>|<state>|<user id>|<coupon id>``."""
+        return f"{self.base}:codes"
+
+    @property
+    def batches(self) -> str:
+        """Sorted set: batch id, scored by its creation time (epoch ms)."""
+        return f"{self.base}:code-batches"
+
+    def batch(self, batch_id: str) -> str:
+        """Hash: the batch's fields (domain.code_batches.CodeBatch), the pattern as JSON."""
+        return f"{self.base}:cb:{batch_id}"
+
+    def batch_codes(self, batch_id: str) -> str:
+        """List: the batch's codes in the order they were stored; its length is the
+        batch's progress, which is what a resumed job counts."""
+        return f"{self.base}:cb:{batch_id}:codes"
+
+    def lease(self, batch_id: str) -> str:
+        """String: the token of the job runner working on the batch, with a TTL."""
+        return f"{self.base}:cb:{batch_id}:lease"
+
+
+# Set of "<tenant id>/<batch id>" whose job has not finished, of every tenant: what
+# each api's job runner scans for work (a batch left running by a dead process).
+CODE_JOBS = f"{PREFIX}:code-jobs"
+
+
+def code_job(tenant_id: str, batch_id: str) -> str:
+    """A member of `CODE_JOBS` (ids never contain '/': domain.ids.ID_PATTERN)."""
+    return f"{tenant_id}/{batch_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class DistributionKeys:
+    """A bulk distribution: a template issued to a list of shoppers by a job."""
+
+    tenant_id: str
+    job_id: str
+
+    @property
+    def base(self) -> str:
+        return f"{PREFIX}:{{t:{self.tenant_id}}}:dist:{self.job_id}"
+
+    @property
+    def meta(self) -> str:
+        """Hash: the job (domain.distributions.Distribution as JSON) under "job"."""
+        return f"{self.base}:meta"
+
+    @property
+    def lines(self) -> str:
+        """List: "<line number>\\t<user id>" of every accepted line, in file order."""
+        return f"{self.base}:lines"
+
+    @property
+    def report(self) -> str:
+        """List: JSON of every rejected line (bad input, or refused when issued)."""
+        return f"{self.base}:report"
+
+    @property
+    def lease(self) -> str:
+        """The runner working on the job (a token, expiring when it stops renewing)."""
+        return f"{self.base}:lease"
+
+
+def distributions_key(tenant_id: str) -> str:
+    """Set: the tenant's distribution job ids."""
+    return f"{PREFIX}:{{t:{tenant_id}}}:distributions"
+
+
+UNFINISHED_DISTRIBUTIONS = f"{PREFIX}:distributions:unfinished"

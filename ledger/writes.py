@@ -11,9 +11,19 @@ import time
 from typing import Any
 
 from domain.activity import Activity
+from domain.code_batches import CodeBatch
 from domain.coupons import CouponTemplate
 from domain.draw import initial_stock
-from ledger.keys import DISPATCHER_HEARTBEAT, ActivityKeys, TemplateKeys, TenantKeys, api_key_key
+from ledger.keys import (
+    CODE_JOBS,
+    DISPATCHER_HEARTBEAT,
+    ActivityKeys,
+    CodeKeys,
+    TemplateKeys,
+    TenantKeys,
+    api_key_key,
+    code_job,
+)
 
 AUDIT_MAX_LEN = 100_000
 PENDING_TTL_S = 86_400
@@ -121,3 +131,28 @@ def mark_pending(pipe: Pipe, tenant_id: str, activity_id: str, request_key: str)
 def dispatcher_heartbeat(pipe: Pipe, body: bytes, ttl_s: int) -> None:
     """The dispatcher's proof of life (its actors answered a ping); readiness reads it."""
     pipe.set(DISPATCHER_HEARTBEAT, body, ex=ttl_s)
+
+
+def code_batch_fields(batch: CodeBatch) -> dict[str, str]:
+    """A batch as its ledger hash holds it: every field a string, the pattern as
+    JSON, an unset one empty (ledger.codes reads it back)."""
+    fields = batch.model_dump(mode="json", exclude={"pattern"})
+    row = {k: "" if v is None else str(v) for k, v in fields.items()}
+    row["pattern"] = batch.pattern.model_dump_json() if batch.pattern is not None else ""
+    return row
+
+
+def add_code_job(pipe: Pipe, tenant_id: str, batch_id: str) -> None:
+    """Before the batch exists: a crash in between leaves a job entry the runners
+    drop, never a batch no runner knows of."""
+    pipe.sadd(CODE_JOBS, code_job(tenant_id, batch_id))
+
+
+def create_code_batch(pipe: Pipe, batch: CodeBatch) -> None:
+    keys = CodeKeys(batch.tenant_id)
+    pipe.hset(keys.batch(batch.id), mapping=code_batch_fields(batch))
+    pipe.zadd(keys.batches, {batch.id: batch.created_at})
+
+
+def remove_code_job(pipe: Pipe, tenant_id: str, batch_id: str) -> None:
+    pipe.srem(CODE_JOBS, code_job(tenant_id, batch_id))

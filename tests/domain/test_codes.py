@@ -369,6 +369,7 @@ def test_import_accepts_codes_in_file_order_skipping_the_header() -> None:
     )
     assert report.header_skipped
     assert report.accepted == ["ABC-123", "WX_9988"]
+    assert report.accepted_lines == [2, 3]
     assert _reasons(['"A,B",comma\n']) == [(1, "bad_characters")]
     assert parse_import(["ABCD\n", "code\n"]).accepted == ["ABCD", "CODE"]
 
