@@ -7,6 +7,10 @@ it while it is in flight; a refused commit (config edited, stock added, memory
 drifted) reloads the template and decides again. An issued claim's coupon,
 with its unguessable id, is in the outcome, so a re-delivered request is
 answered with the same coupon, never a second one.
+
+A request whose body says ``grant`` (a bulk distribution line, sent by the api's
+job) is an operator's grant: ``domain.claims.grant_rejection`` decides it, and it
+does not count toward the shopper's claim limit.
 """
 
 from __future__ import annotations
@@ -18,7 +22,13 @@ import secrets
 from dataclasses import dataclass, field
 
 from actors.recent import Commit, RecentOutcomes, accepted
-from domain.claims import REJECT_UNKNOWN_TEMPLATE, ClaimOutcome, Coupon, claim_rejection
+from domain.claims import (
+    REJECT_UNKNOWN_TEMPLATE,
+    ClaimOutcome,
+    Coupon,
+    claim_rejection,
+    grant_rejection,
+)
 from domain.coupons import CouponTemplate
 from domain.events import now_ms
 from domain.road import Request
@@ -104,19 +114,25 @@ class TemplateClaims:
                 results[req.key] = done
                 continue
             user_id = req.user_id
-            reason = claim_rejection(template, at, held.left, held.users.get(user_id, 0))
+            grant = req.body is not None and "grant" in req.body
+            if grant:
+                reason = grant_rejection(template, held.left)
+            else:
+                reason = claim_rejection(template, at, held.left, held.users.get(user_id, 0))
+            origin = "g" if grant else "c"
             if reason is None:
-                coupon = Coupon.issue(template, user_id, "claim", req.key, at)
+                source = "distribution" if grant else "claim"
+                coupon = Coupon.issue(template, user_id, source, req.key, at)
                 if held.left is not None:
                     held.left -= 1
-                held.users[user_id] = held.users.get(user_id, 0) + 1
+                if not grant:
+                    held.users[user_id] = held.users.get(user_id, 0) + 1
                 outcome = _outcome(req, key, "issued", "", coupon, batch_id, at)
-                entry = ClaimEntry(
-                    req.key, outcome, coupon.coupon_id, coupon.model_dump_json().encode()
-                )
+                json = coupon.model_dump_json().encode()
+                entry = ClaimEntry(req.key, outcome, coupon.coupon_id, json, origin)
             else:
                 outcome = _outcome(req, key, "rejected", reason, None, batch_id, at)
-                entry = ClaimEntry(req.key, outcome, "", b"")
+                entry = ClaimEntry(req.key, outcome, "", b"", origin)
             entries.append(entry)
             results[req.key] = outcome
         held.fresh = False

@@ -120,6 +120,24 @@ class Road:
         finally:
             self._waiters.pop(reply_id, None)
 
+    async def submit(self, kind: Kind, tenant_id: str, owner_id: str, rows: list[Row]) -> None:
+        """Queue requests nobody waits for (a job's: it reads the outcomes from the
+        ledger); returns when Kafka has acknowledged every one, raises KafkaError."""
+        key = owner_key(kind, tenant_id, owner_id).encode()
+        deliveries = []
+        for i in range(0, len(rows), REQUESTS_PER_RECORD):
+            chunk = rows[i : i + REQUESTS_PER_RECORD]
+            record = RequestRecord(kind.name, tenant_id, owner_id, "", chunk)
+            deliveries.append(
+                await self._producer.send(
+                    REQUESTS.name,
+                    record.dumps(),
+                    key=key,
+                    headers=[(COUNT_HEADER, str(len(chunk)).encode())],
+                )
+            )
+        await asyncio.gather(*deliveries)
+
     def _flush(self) -> None:
         if self._flushes or not self._outbox:
             return

@@ -70,6 +70,18 @@ def claim_rejection(
     return None
 
 
+def grant_rejection(template: CouponTemplate, left: int | None) -> str | None:
+    """Why an operator's grant (a bulk distribution line) is refused, or None.
+    A grant is the operator's choice of shopper: the claim window and the
+    per-user claim limit do not apply, the stock does, and only a template
+    that has started and not ended issues."""
+    if template.status not in ("running", "paused"):
+        return REJECT_NOT_RUNNING
+    if left is not None and left <= 0:
+        return REJECT_SOLD_OUT
+    return None
+
+
 class Coupon(_Frozen):
     """A coupon in a shopper's wallet, as the ledger holds it (JSON, by coupon id).
     Its terms are its template's at claim time (``template_version``); expiry is

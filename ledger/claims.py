@@ -26,6 +26,7 @@ class ClaimEntry(NamedTuple):
     outcome: bytes
     coupon_id: str  # "" for a rejection
     coupon: bytes  # the Coupon's JSON; b"" for a rejection
+    origin: str  # "c" a shopper's claim (counts toward the per-user limit), "g" a grant
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,14 +6,16 @@
 --       2 this commit's head token, 3 config version decided under,
 --       4 per-user limit (0: none), 5 '1' when the stock is limited,
 --       6 n decisions, then n x (request_key "<user>:<request id>", outcome,
---       coupon id ('' for a rejection), coupon JSON ('' for a rejection))
+--       coupon id ('' for a rejection), coupon JSON ('' for a rejection),
+--       'c' a shopper's claim (counts toward the per-user limit) or 'g' an
+--       operator's grant (does not))
 -- Validated before anything is written, so a refused batch leaves no trace;
 -- 'stale' tells the actor its memory drifted from the ledger. The head makes
 -- the template's commits a chain (see commit_draws.lua); the stock and limit
 -- checks repeat what the chain implies, so they hold even if the actor's
 -- memory were wrong.
 local per_user, limited, n = tonumber(ARGV[4]), ARGV[5] == '1', tonumber(ARGV[6])
-local O = 7
+local O, W = 7, 5
 local CHUNK = 500
 
 local version = redis.call('GET', KEYS[1])
@@ -27,17 +29,17 @@ end
 local keys, users, count_of, ids_of = {}, {}, {}, {}
 local seen, issued = {}, 0
 for i = 0, n - 1 do
-  local req, coupon = ARGV[O + i * 4], ARGV[O + i * 4 + 2]
+  local req, coupon = ARGV[O + i * W], ARGV[O + i * W + 2]
   if seen[req] then return {'stale', 'duplicate:' .. req} end
   seen[req] = true
   keys[#keys + 1] = req
   if coupon ~= '' then
     local user = string.match(req, '^([^:]*):')
-    if not count_of[user] then
+    if not ids_of[user] then
       users[#users + 1] = user
       count_of[user] = 0
     end
-    count_of[user] = count_of[user] + 1
+    if ARGV[O + i * W + 4] == 'c' then count_of[user] = count_of[user] + 1 end
     ids_of[user] = ids_of[user] and (ids_of[user] .. '\n' .. coupon) or coupon
     issued = issued + 1
   end
@@ -67,14 +69,16 @@ end
 if issued > 0 then
   if limited then redis.call('DECRBY', KEYS[3], issued) end
   redis.call('INCRBY', KEYS[6], issued)
-  for _, user in ipairs(users) do redis.call('HINCRBY', KEYS[4], user, count_of[user]) end
+  for _, user in ipairs(users) do
+    if count_of[user] > 0 then redis.call('HINCRBY', KEYS[4], user, count_of[user]) end
+  end
   for c = 0, n - 1, CHUNK do
     local pairs_ = {}
     for i = c, math.min(c + CHUNK, n) - 1 do
-      local coupon = ARGV[O + i * 4 + 2]
+      local coupon = ARGV[O + i * W + 2]
       if coupon ~= '' then
         pairs_[#pairs_ + 1] = coupon
-        pairs_[#pairs_ + 1] = ARGV[O + i * 4 + 3]
+        pairs_[#pairs_ + 1] = ARGV[O + i * W + 3]
       end
     end
     if #pairs_ > 0 then redis.call('HSET', KEYS[7], unpack(pairs_)) end
@@ -92,8 +96,8 @@ end
 for c = 0, n - 1, CHUNK do
   local pairs_ = {}
   for i = c, math.min(c + CHUNK, n) - 1 do
-    pairs_[#pairs_ + 1] = ARGV[O + i * 4]
-    pairs_[#pairs_ + 1] = ARGV[O + i * 4 + 1]
+    pairs_[#pairs_ + 1] = ARGV[O + i * W]
+    pairs_[#pairs_ + 1] = ARGV[O + i * W + 1]
   end
   redis.call('HSET', KEYS[5], unpack(pairs_))
 end

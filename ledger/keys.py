@@ -238,7 +238,7 @@ class DistributionKeys:
 
     @property
     def meta(self) -> str:
-        """Hash: the job (domain.distributions.Distribution as JSON) under "job"."""
+        """The job: domain.distributions.Distribution as JSON."""
         return f"{self.base}:meta"
 
     @property
