@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from api.code_jobs import CodeJobs, ImportInterrupted, import_codes
 from api.deps import AnyStaff, Operator, Res, Resources
 from api.errors import ApiError, validation_error
+from api.uploads import read_csv
 from domain.code_batches import MAX_BATCH_CODES, CodeBatch, from_states
 from domain.codes import (
     MAX_IMPORT_LINES,
@@ -63,7 +64,6 @@ EXPORT_HEADER = "code,state,user_id,coupon_id\n"
 # A million lines of the longest code with a CRLF is 66 MB; the rest is room
 # for the columns an export from another system carries along.
 MAX_IMPORT_BYTES = 128 * 1024 * 1024
-CSV_MEDIA_TYPES = frozenset({"text/csv", "text/plain"})
 VOID_ATTEMPTS = 5  # a code changes between read and write only when claimed right then
 BatchId = Path(pattern=ID_PATTERN)
 RawCode = Path(min_length=1, max_length=MAX_RAW_CODE_CHARS)
@@ -219,14 +219,7 @@ async def import_batch(
 ) -> ImportView:
     """Import external codes from a CSV body (one code per line in the first column,
     an optional ``code`` header) as a new batch; the report lists every line not stored."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type not in CSV_MEDIA_TYPES:
-        raise ApiError(
-            415,
-            "unsupported_media_type",
-            f"send the file as the body with 'Content-Type: text/csv' (got '{media_type}')",
-        )
-    text = _decode(await _read_body(request))
+    text = await read_csv(request, MAX_IMPORT_BYTES, "codes")
     await _template_must_exist(codes, who, template_id)
     # Reading a million lines takes seconds of CPU: off the event loop.
     report = await asyncio.to_thread(parse_import, io.StringIO(text, newline=""))
@@ -264,33 +257,6 @@ async def import_batch(
         header_skipped=report.header_skipped,
         rejected=[_rejected(r) for r in imported.rejected],
     )
-
-
-async def _read_body(request: Request) -> bytes:
-    body = bytearray()
-    async for part in request.stream():
-        body += part
-        if len(body) > MAX_IMPORT_BYTES:
-            raise ApiError(
-                413,
-                "body_too_large",
-                f"an import is at most {MAX_IMPORT_BYTES // 2**20} MiB; split the file",
-            )
-    return bytes(body)
-
-
-def _decode(body: bytes) -> str:
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ApiError(
-            422,
-            "invalid_csv",
-            f"the file is not UTF-8 text (byte {exc.start} is not); save it as UTF-8 CSV",
-        ) from exc
-    if not text.strip():
-        raise ApiError(422, "invalid_csv", "the file is empty; send one code per line")
-    return text
 
 
 def _rejected(rejection: Rejection) -> RejectedLine:
