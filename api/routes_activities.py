@@ -47,6 +47,7 @@ class ActivityCreate(BaseModel):
     limits: Limits = Limits()
     rules: Rules = Rules()
     envelopes: Envelopes | None = None
+    templates: list[str] = Field(default=[], description="claim / flash_sale: template ids")
 
 
 class ActivityPatch(BaseModel):
@@ -62,6 +63,7 @@ class ActivityPatch(BaseModel):
     limits: Limits | None = None
     rules: Rules | None = None
     envelopes: Envelopes | None = None
+    templates: list[str] | None = None
 
 
 class Transition(BaseModel):
@@ -101,21 +103,23 @@ def _lifecycle_conflicts() -> Iterator[None]:
 
 
 async def _check_templates(res: Res, activity: Activity) -> None:
-    """A coupon prize issues from a template of the tenant: it must exist (a
-    misspelt id would otherwise win shoppers nothing, silently)."""
-    named = {p.id: p.coupon_template for p in activity.prizes if p.coupon_template}
+    """A coupon prize issues from, and a coupon page offers, templates of the
+    tenant: they must exist (a misspelt id would otherwise win or offer shoppers
+    nothing, silently)."""
+    named = [
+        (("body", "prizes", i, "coupon_template"), p.coupon_template)
+        for i, p in enumerate(activity.prizes)
+        if p.coupon_template
+    ] + [(("body", "templates", i), t) for i, t in enumerate(activity.templates)]
     if not named:
         return
     found = await TemplateStore(res.store.redis).templates_by_id(
-        activity.tenant_id, sorted(set(named.values()))
+        activity.tenant_id, sorted({t for _, t in named})
     )
     problems = [
-        {
-            "loc": ("body", "prizes", i, "coupon_template"),
-            "msg": f"no coupon template '{p.coupon_template}' in your tenant; create it first",
-        }
-        for i, p in enumerate(activity.prizes)
-        if p.coupon_template and p.coupon_template not in found
+        {"loc": loc, "msg": f"no coupon template '{t}' in your tenant; create it first"}
+        for loc, t in named
+        if t not in found
     ]
     if problems:
         raise validation_error("unknown_coupon_template", problems)

@@ -11,16 +11,19 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Res, Shopper
-from api.errors import ApiError
+from api.errors import ApiError, activity_not_found
 from domain import claims as rules
+from domain.activity import CLAIM_KINDS
 from domain.coupons import CouponTemplate
 from domain.events import now_ms, request_key
 from domain.ids import ID_PATTERN, REQUEST_ID_PATTERN
 from domain.road import CLAIM
+from domain.tokens import ShopperClaims
 
 router = APIRouter(prefix="/v1", tags=["shopper"])
 
 TemplateId = Path(pattern=ID_PATTERN)
+ActivityId = Path(pattern=ID_PATTERN)
 RequestId = Path(pattern=REQUEST_ID_PATTERN)
 
 # Every rejection the actor can decide: HTTP status and a message a shopper can act on.
@@ -113,15 +116,28 @@ def _not_found(template_id: str) -> ApiError:
     return ApiError(404, "template_not_found", f"no coupon template '{template_id}' in your tenant")
 
 
-@router.get("/templates/{template_id}", response_model=ClaimPage, summary="A coupon to claim")
-async def claim_page(res: Res, who: Shopper, template_id: str = TemplateId) -> ClaimPage:
+class CouponPage(BaseModel):
+    """A claim centre or flash sale: its window and every coupon it offers."""
+
+    id: str
+    kind: str
+    name: str
+    status: str
+    starts_at: int | None
+    ends_at: int | None
+    coupons: list[ClaimPage]  # in page order; drafts are not shown
+    server_time: int
+
+
+async def _claim_view(res: Res, who: ShopperClaims, template_id: str, at: int) -> ClaimPage | None:
+    """A template as a shopper sees it; None when there is none or it is a draft
+    (not published: shoppers see nothing)."""
     config, left, mine = await res.store.claim_counters(who.tenant_id, template_id, who.user_id)
     if config is None:
-        raise _not_found(template_id)
+        return None
     template = CouponTemplate.model_validate_json(config)
-    if template.status == "draft":  # not published: shoppers see nothing
-        raise _not_found(template_id)
-    at = now_ms()
+    if template.status == "draft":
+        return None
     stock_left = left if template.limits.stock is not None else None
     reason = rules.claim_rejection(template, at, stock_left, mine) or ""
     return ClaimPage(
@@ -138,6 +154,43 @@ async def claim_page(res: Res, who: Shopper, template_id: str = TemplateId) -> C
         per_user=template.limits.per_user,
         can_claim=not reason,
         reason=reason,
+        server_time=at,
+    )
+
+
+@router.get("/templates/{template_id}", response_model=ClaimPage, summary="A coupon to claim")
+async def claim_page(res: Res, who: Shopper, template_id: str = TemplateId) -> ClaimPage:
+    view = await _claim_view(res, who, template_id, now_ms())
+    if view is None:
+        raise _not_found(template_id)
+    return view
+
+
+@router.get(
+    "/activities/{activity_id}/coupons",
+    response_model=CouponPage,
+    summary="A claim centre or flash sale page: its coupons and whether I can claim each",
+)
+async def coupon_page(res: Res, who: Shopper, activity_id: str = ActivityId) -> CouponPage:
+    activity = await res.store.activity(who.tenant_id, activity_id)
+    if activity is None:
+        raise activity_not_found(activity_id)
+    if activity.kind not in CLAIM_KINDS:
+        raise ApiError(
+            409,
+            "not_a_coupon_page",
+            f"activity '{activity_id}' is a {activity.kind}: draw with POST .../draws",
+        )
+    at = now_ms()
+    views = [await _claim_view(res, who, t, at) for t in activity.templates]
+    return CouponPage(
+        id=activity.id,
+        kind=activity.kind,
+        name=activity.name,
+        status=activity.effective_status(at),
+        starts_at=activity.starts_at,
+        ends_at=activity.ends_at,
+        coupons=[v for v in views if v is not None],
         server_time=at,
     )
 

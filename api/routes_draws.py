@@ -38,6 +38,10 @@ REJECTIONS: dict[str, tuple[int, str]] = {
     rules.REJECT_NO_POINTS: (409, "not enough points for a draw; earn points and try again"),
     rules.REJECT_SOLD_OUT: (409, "all red envelopes have been opened"),
     rules.REJECT_UNKNOWN_ACTIVITY: (404, "there is no such activity in your tenant"),
+    rules.REJECT_NOT_DRAWABLE: (
+        409,
+        "this activity is a coupon page: claim its coupons (GET .../coupons) instead of drawing",
+    ),
 }
 
 

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from domain.ids import ID_PATTERN
 
-ActivityKind = Literal["wheel", "grid", "red_envelope"]
+_ID = re.compile(ID_PATTERN)
+
+ActivityKind = Literal["wheel", "grid", "red_envelope", "claim", "flash_sale"]
+# Coupon pages: shoppers claim the listed templates' coupons (domain.claims); no draws.
+CLAIM_KINDS: frozenset[str] = frozenset({"claim", "flash_sale"})
+PAGE_MAX_TEMPLATES = 50
 ActivityStatus = Literal["draft", "scheduled", "running", "paused", "ended"]
 PrizeKind = Literal["coupon", "points", "item", "thanks"]
 
@@ -93,6 +99,8 @@ class Activity(_Frozen):
     limits: Limits = Limits()
     rules: Rules = Rules()
     envelopes: Envelopes | None = None
+    # claim / flash_sale: the coupon templates the page offers, in page order.
+    templates: tuple[str, ...] = Field(default=(), max_length=PAGE_MAX_TEMPLATES)
     version: int = 1
 
     @model_validator(mode="after")
@@ -100,6 +108,11 @@ class Activity(_Frozen):
         starts, ends = self.starts_at, self.ends_at
         if starts is not None and ends is not None and ends <= starts:
             raise ValueError("ends_at must be after starts_at")
+        if self.kind in CLAIM_KINDS:
+            self._check_page()
+            return self
+        if self.templates:
+            raise ValueError(f"a {self.kind} activity lists no templates (its prizes name them)")
         if self.kind == "red_envelope":
             if self.envelopes is None:
                 raise ValueError("a red_envelope activity needs 'envelopes'")
@@ -110,6 +123,18 @@ class Activity(_Frozen):
             raise ValueError(f"a {self.kind} activity has no 'envelopes'")
         self._check_pool()
         return self
+
+    def _check_page(self) -> None:
+        if not self.templates:
+            raise ValueError(f"a {self.kind} page needs 'templates': the coupons it offers")
+        if len(set(self.templates)) != len(self.templates):
+            raise ValueError("templates must be unique")
+        if any(not _ID.match(t) for t in self.templates):
+            raise ValueError(f"every template id matches {ID_PATTERN}")
+        if self.prizes or self.fallback_prize_id or self.envelopes or self.rules.tiers:
+            raise ValueError(f"a {self.kind} page has no prizes, fallback, envelopes or tiers")
+        if self.kind == "flash_sale" and self.starts_at is None:
+            raise ValueError("a flash_sale needs starts_at: the second the sale opens")
 
     def _check_pool(self) -> None:
         ids = [p.id for p in self.prizes]

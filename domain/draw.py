@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import NamedTuple
 
-from domain.activity import Activity, Prize
+from domain.activity import CLAIM_KINDS, Activity, Prize
 from domain.envelopes import next_amount
 
 REJECT_NOT_RUNNING = "activity_not_running"
@@ -44,6 +44,7 @@ REJECT_ACTIVITY_EXHAUSTED = "activity_draws_exhausted"
 REJECT_NO_POINTS = "insufficient_points"
 REJECT_SOLD_OUT = "sold_out"
 REJECT_UNKNOWN_ACTIVITY = "activity_not_found"  # no such activity in the request's tenant
+REJECT_NOT_DRAWABLE = "activity_not_drawable"  # a coupon page (claim, flash_sale)
 FALLBACK_LOCKED = "prize_locked"
 
 # Ledger stock fields of a red-envelope activity.
@@ -75,13 +76,15 @@ def rejection(
     points: int,
     envelopes_left: int | None,
 ) -> str:
-    """Rules 1-7 in order: the reason the user may not draw now, or "" when they may.
+    """Rules 0-7 in order: the reason the user may not draw now, or "" when they may.
 
     The one definition of draw eligibility: the actor decides with it and the
     shopper's activity view shows ``can_draw`` from it. Plain arguments, not a
     record, because the actor calls it for every request of every batch; ``open_now``
     is ``activity.is_open(now)``, which the actor works out once per batch.
     """
+    if activity.kind in CLAIM_KINDS:
+        return REJECT_NOT_DRAWABLE
     if not open_now:
         return REJECT_NOT_RUNNING
     if user_id in blacklist:

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from domain.activity import Prize
 from domain.coupons import CouponLimits, CouponTemplate, Validity
 from domain.events import now_ms, request_key
 from domain.topics import CLAIM_OUTCOMES
@@ -257,3 +258,57 @@ def test_flash_sale_rush(pipeline: Pipeline, kill_dispatcher: bool) -> None:
     assert not runner.is_alive()
     answers = _check_rush(pipeline, tenant, template, replies)
     print(f"flash sale {RUSH_CLAIMS} claims / {RUSH_USERS} users: {dict(answers)}")
+
+
+def test_claim_centre_and_flash_sale_pages(pipeline: Pipeline, http: httpx.Client) -> None:
+    tenant = pipeline.tenant()
+    staff = tenant.staff_headers
+    five, ten = install(tenant), install(tenant, name="10 off", amount_cents=1000)
+    hidden = install(tenant, status="draft")
+    at = now_ms()
+    soon = install(tenant, claim_opens_at=at + DAY_MS, limits=CouponLimits(stock=10, per_user=1))
+    centre = {
+        "id": f"centre-{uuid.uuid4().hex[:6]}",
+        "kind": "claim",
+        "name": "Coupon centre",
+        "templates": [five.id, ten.id, hidden.id],
+    }
+    created = http.post("/v1/admin/activities", json=centre, headers=staff)
+    assert created.status_code == 201, created.text
+    http.post(
+        f"/v1/admin/activities/{centre['id']}/transitions", json={"to": "scheduled"}, headers=staff
+    )
+    alice = tenant.shopper_headers("alice")
+    page = http.get(f"/v1/activities/{centre['id']}/coupons", headers=alice).json()
+    assert (page["kind"], page["status"]) == ("claim", "running")
+    assert [c["id"] for c in page["coupons"]] == [five.id, ten.id]  # the draft is not shown
+    assert all(c["can_claim"] for c in page["coupons"])
+    assert claim(http, tenant, ten.id, "alice").status_code == 200
+    drawn = http.post(f"/v1/activities/{centre['id']}/draws", json={}, headers=alice)
+    assert_error(drawn, 409, "activity_not_drawable")
+
+    sale = {
+        "id": f"sale-{uuid.uuid4().hex[:6]}",
+        "kind": "flash_sale",
+        "name": "Midnight sale",
+        "starts_at": at + DAY_MS,
+        "templates": [soon.id],
+    }
+    assert http.post("/v1/admin/activities", json=sale, headers=staff).status_code == 201
+    view = http.get(f"/v1/activities/{sale['id']}/coupons", headers=alice).json()
+    coupon = view["coupons"][0]
+    assert (coupon["can_claim"], coupon["reason"]) == (False, "claim_not_open_yet")
+    assert coupon["claim_opens_at"] == at + DAY_MS and coupon["stock_left"] == 10
+
+    bad = [
+        ({**sale, "id": "s2", "starts_at": None}, "invalid_activity"),  # a sale opens at a second
+        ({**centre, "id": "c2", "templates": []}, "invalid_activity"),
+        ({**centre, "id": "c3", "templates": ["no-such"]}, "unknown_coupon_template"),
+        ({**centre, "id": "c4", "kind": "wheel"}, "invalid_activity"),  # a wheel has prizes
+    ]
+    for body, code in bad:
+        assert_error(http.post("/v1/admin/activities", json=body, headers=staff), 422, code)
+    wheel = tenant.wheel([Prize(id="p", name="P", kind="item", weight=1)])  # not a coupon page
+    assert_error(
+        http.get(f"/v1/activities/{wheel.id}/coupons", headers=alice), 409, "not_a_coupon_page"
+    )
