@@ -138,17 +138,26 @@ class DrawPools:
                 continue
             user_id = req.user_id
             decision = state.decide(user_id, at, rng, purse)
-            outcome = _outcome(
-                request_key, tenant_id, activity_id, user_id, req.request_id, decision, batch_id, at
-            )
-            results[request_key] = outcome
             won = decision.status == "won"
+            coupon = None
             if won and decision.prize is not None and decision.prize.coupon_template in templates:
                 template = templates[decision.prize.coupon_template]
                 coupon = Coupon.issue(template, user_id, "draw", request_key, at)
                 coupons.append(
                     WonCoupon(user_id, coupon.coupon_id, coupon.model_dump_json().encode())
                 )
+            outcome = _outcome(
+                request_key,
+                tenant_id,
+                activity_id,
+                user_id,
+                req.request_id,
+                decision,
+                batch_id,
+                at,
+                coupon,
+            )
+            results[request_key] = outcome
             entries.append(
                 Entry(
                     request_key,
@@ -230,6 +239,7 @@ def _outcome(
     decision: Decision,
     batch_id: str,
     at: int,
+    coupon: Coupon | None = None,
 ) -> bytes:
     """The serialised DrawOutcome of a decision."""
     prize = decision.prize
@@ -247,6 +257,8 @@ def _outcome(
         batch_id,
         at,
         decision.amount,
+        coupon.coupon_id if coupon else "",
+        coupon.template_id if coupon else "",
     )
 
 

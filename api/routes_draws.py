@@ -69,6 +69,7 @@ class DrawResult(BaseModel):
     amount: int  # cents of a red envelope, points of a points prize
     reason: str  # "" or "prize_locked" (the fallback was given)
     decided_at: int
+    coupon_id: str = ""  # a won coupon prize: the coupon now in my wallet
 
 
 class Ticket(BaseModel):
@@ -131,6 +132,7 @@ def result(outcome: dict[str, Any]) -> dict[str, Any]:
         "amount": outcome.get("amount", 0),
         "reason": outcome["reason"],
         "decided_at": outcome["occurred_at"],
+        "coupon_id": outcome.get("coupon_id", ""),
     }
 
 

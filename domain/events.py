@@ -123,6 +123,10 @@ class DrawOutcome(Event):
     batch_id: str
     occurred_at: int = field(default_factory=now_ms)
     amount: int = 0  # cents of a red envelope, points of a points prize
+    # A won coupon prize: the coupon put in the winner's wallet and its template
+    # (added fields with defaults: events of before still decode as version 1).
+    coupon_id: str = ""
+    coupon_template: str = ""
 
 
 def request_key(user_id: str, request_id: str) -> str:

@@ -109,9 +109,17 @@ ORDER BY claims DESC, reason
 """
 
 
+_DRAWN_SQL = """
+SELECT uniqExact(event_id) FROM draw_outcomes
+WHERE tenant_id = {tenant_id:String} AND coupon_template = {template_id:String}
+  AND coupon_id != ''
+"""
+
+
 def template_stats(client: Client, tenant_id: str, template_id: str) -> dict[str, Any]:
-    """Live claim figures of one coupon template of one tenant: claims decided,
-    coupons issued, claims rejected (and by reason), distinct holders, last event."""
+    """Live figures of one coupon template of one tenant: claims decided, coupons
+    issued by claims and grants, claims rejected (and by reason), distinct
+    holders, coupons won in draws, last claim event."""
     params = {"tenant_id": tenant_id, "template_id": template_id}
     claims, issued, rejected, holders, last_event_at = client.query(
         _CLAIMS_SQL, parameters=params
@@ -120,9 +128,11 @@ def template_stats(client: Client, tenant_id: str, template_id: str) -> dict[str
         reason: int(n)
         for reason, n in client.query(_CLAIM_REASONS_SQL, parameters=params).result_rows
     }
+    won_in_draws = client.command(_DRAWN_SQL, parameters=params)
     return {
         "tenant_id": tenant_id,
         "template_id": template_id,
+        "won_in_draws": int(won_in_draws or 0),
         "claims": int(claims),
         "issued": int(issued),
         "rejected": int(rejected),

@@ -79,7 +79,10 @@ def test_bad_messages_raise_schema_error(raw: bytes) -> None:
     st.integers(min_value=-(2**40), max_value=2**40),
 )
 def test_encode_is_dumps_without_the_dataclass(text: str, status: str, at: int, n: int) -> None:
-    values = (text, "t", "a", "u", "r\\n" + text, status, "p", text, "coupon", "", "b:0:1", at, n)
+    values = (
+        *(text, "t", "a", "u", "r\\n" + text, status, "p", text, "coupon", "", "b:0:1", at, n),
+        *("c_" + text, "tpl"),
+    )
     encode = DrawOutcome.encoder()
     assert encode(*values) == DrawOutcome(*values).dumps()  # type: ignore[arg-type]
     with pytest.raises(TypeError):

@@ -577,6 +577,18 @@ def test_coupon_prize_issues_from_a_template_of_the_tenant(
     won = _ok(draw(http, tenant, body["id"], "lucky"))
     assert won["status"] == "won" and won["prize"]["id"] == "coupon5"
     wallet = _ok(http.get("/v1/wallet", headers=tenant.shopper_headers("lucky")))
-    assert [(c["template_id"], c["state"], c["face_value_cents"]) for c in wallet] == [
-        ("spring-5-off", "available", 500)
-    ]
+    assert [
+        (c["coupon_id"], c["template_id"], c["state"], c["face_value_cents"]) for c in wallet
+    ] == [(won["coupon_id"], "spring-5-off", "available", 500)]
+    stats = wait_for(
+        lambda: (
+            (s := _ok(http.get("/v1/stats/templates/spring-5-off", headers=tenant.staff_headers)))[
+                "won_in_draws"
+            ]
+            == 1
+            and s
+        ),
+        timeout=30,
+        what="the won coupon in the template's stats",
+    )
+    assert (stats["claims"], stats["issued"]) == (0, 0)
