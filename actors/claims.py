@@ -27,12 +27,14 @@ from domain.claims import (
     ClaimOutcome,
     Coupon,
     claim_rejection,
+    code_rejection,
     grant_rejection,
 )
 from domain.coupons import CouponTemplate
 from domain.events import now_ms
 from domain.road import Request
 from ledger.claims import ClaimEntry, ClaimLedger
+from ledger.codes import CodeRecord
 
 log = logging.getLogger("carnival.actors.claims")
 
@@ -90,9 +92,13 @@ class TemplateClaims:
         attempt: int,
     ) -> dict[str, bytes] | None:
         request_keys = [r.key for r in unique]
+        # Code claims: the codes' records are read before deciding (a code's state
+        # is not held in memory; the commit checks it did not change since).
+        codes = [r.body["code"] for r in unique if r.body is not None and "code" in r.body]
         found: dict[str, bytes] = {}
-        if attempt or held.fresh:
-            config, outcomes = await self._ledger.lookup(*key, request_keys)
+        records: dict[str, CodeRecord] = {}
+        if attempt or held.fresh or codes:
+            config, outcomes, records = await self._ledger.lookup(*key, request_keys, codes)
             if config != held.config:
                 self._forget(key, held)
                 return None
@@ -104,6 +110,7 @@ class TemplateClaims:
         results: dict[str, bytes] = {}
         waits: list[Commit] = []
         entries: list[ClaimEntry] = []
+        assigned: set[str] = set()  # codes this batch gives out
         for req in unique:
             done = found.get(req.key)
             if done is None and (hit := recent.get(owner, req.key)) is not None:
@@ -114,22 +121,32 @@ class TemplateClaims:
                 results[req.key] = done
                 continue
             user_id = req.user_id
-            grant = req.body is not None and "grant" in req.body
+            body = req.body or {}
+            grant = "grant" in body
+            code, code_batch = body.get("code", ""), body.get("batch", "")
             if grant:
                 reason = grant_rejection(template, held.left)
             else:
                 reason = claim_rejection(template, at, held.left, held.users.get(user_id, 0))
+            if reason is None and code:
+                record = records.get(code)
+                known = (record.batch_id, record.state) if record else None
+                reason = code_rejection(known, code_batch, code in assigned)
             origin = "g" if grant else "c"
             if reason is None:
-                source = "distribution" if grant else "claim"
-                coupon = Coupon.issue(template, user_id, source, req.key, at)
+                source = "distribution" if grant else ("code" if code else "claim")
+                coupon = Coupon.issue(template, user_id, source, code or req.key, at)
+                if code:
+                    assigned.add(code)
                 if held.left is not None:
                     held.left -= 1
                 if not grant:
                     held.users[user_id] = held.users.get(user_id, 0) + 1
                 outcome = _outcome(req, key, "issued", "", coupon, batch_id, at)
                 json = coupon.model_dump_json().encode()
-                entry = ClaimEntry(req.key, outcome, coupon.coupon_id, json, origin)
+                entry = ClaimEntry(
+                    req.key, outcome, coupon.coupon_id, json, origin, code, code_batch
+                )
             else:
                 outcome = _outcome(req, key, "rejected", reason, None, batch_id, at)
                 entry = ClaimEntry(req.key, outcome, "", b"", origin)

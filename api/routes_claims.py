@@ -14,11 +14,13 @@ from api.deps import Res, Shopper
 from api.errors import ApiError, activity_not_found
 from domain import claims as rules
 from domain.activity import CLAIM_KINDS
+from domain.codes import MAX_RAW_CODE_CHARS, normalize
 from domain.coupons import CouponTemplate
 from domain.events import now_ms, request_key
 from domain.ids import ID_PATTERN, REQUEST_ID_PATTERN
 from domain.road import CLAIM
 from domain.tokens import ShopperClaims
+from ledger.codes import CodeStore
 
 router = APIRouter(prefix="/v1", tags=["shopper"])
 
@@ -34,6 +36,8 @@ REJECTIONS: dict[str, tuple[int, str]] = {
     rules.REJECT_CLOSED: (409, "claiming has closed for this coupon"),
     rules.REJECT_SOLD_OUT: (409, "all of these coupons have been claimed"),
     rules.REJECT_USER_LIMIT: (409, "you already hold as many of these coupons as allowed"),
+    rules.REJECT_CODE_NOT_FOUND: (404, "there is no such coupon code; check how it was typed"),
+    rules.REJECT_CODE_NOT_AVAILABLE: (409, "this coupon code was already used or voided"),
 }
 
 
@@ -214,6 +218,44 @@ async def claim(
         key = request_key(who.user_id, request_id)
         await res.store.mark_claim_pending(who.tenant_id, template_id, key)
         return _ticket(template_id, request_id)
+    return result(outcome)
+
+
+@router.post(
+    "/codes/{code}/claims",
+    response_model=ClaimResult,
+    responses={202: {"model": ClaimTicket}},
+    summary="Claim the coupon a code stands for into my wallet (the code is then assigned)",
+)
+async def claim_code(
+    res: Res,
+    who: Shopper,
+    code: str = Path(min_length=1, max_length=MAX_RAW_CODE_CHARS),
+    body: ClaimBody | None = None,
+) -> Any:
+    canonical = normalize(code)
+    codes = CodeStore(res.store.redis)
+    record = await codes.code(who.tenant_id, canonical)
+    batch = await codes.batch(who.tenant_id, record.batch_id) if record else None
+    if record is None or batch is None:
+        status, message = REJECTIONS[rules.REJECT_CODE_NOT_FOUND]
+        raise ApiError(status, rules.REJECT_CODE_NOT_FOUND, message)
+    request_id = (body.request_id if body else None) or uuid.uuid4().hex
+    # The template's actor decides, like any claim: its rules, then the code's
+    # state as the ledger holds it (assigned in the same commit as the coupon).
+    outcome = await res.road.ask(
+        CLAIM,
+        who.tenant_id,
+        batch.template_id,
+        who.user_id,
+        request_id,
+        res.settings.reply_timeout_ms / 1000,
+        {"code": canonical, "batch": record.batch_id},
+    )
+    if outcome is None:
+        key = request_key(who.user_id, request_id)
+        await res.store.mark_claim_pending(who.tenant_id, batch.template_id, key)
+        return _ticket(batch.template_id, request_id)
     return result(outcome)
 
 

@@ -37,6 +37,8 @@ REJECT_NOT_OPEN = "claim_not_open_yet"
 REJECT_CLOSED = "claim_closed"
 REJECT_SOLD_OUT = "sold_out"
 REJECT_USER_LIMIT = "user_limit_reached"
+REJECT_CODE_NOT_FOUND = "code_not_found"
+REJECT_CODE_NOT_AVAILABLE = "code_not_available"
 
 CouponSource = Literal["claim", "draw", "distribution", "code"]
 CouponState = Literal["available", "used", "voided"]
@@ -79,6 +81,19 @@ def grant_rejection(template: CouponTemplate, left: int | None) -> str | None:
         return REJECT_NOT_RUNNING
     if left is not None and left <= 0:
         return REJECT_SOLD_OUT
+    return None
+
+
+def code_rejection(
+    found: tuple[str, str] | None, batch_id: str, taken_in_batch: bool
+) -> str | None:
+    """Why a code cannot be claimed: ``found`` is the code's (batch, state) in
+    the ledger (None: no such code), ``batch_id`` the batch the api found it in.
+    Only an available code is claimed, and once."""
+    if found is None or found[0] != batch_id:
+        return REJECT_CODE_NOT_FOUND
+    if found[1] != "available" or taken_in_batch:
+        return REJECT_CODE_NOT_AVAILABLE
     return None
 
 

@@ -13,8 +13,9 @@ from typing import NamedTuple
 import redis.asyncio as aioredis
 
 from domain.coupons import CouponTemplate
+from ledger.codes import CodeRecord
 from ledger.committer import Committer, Script
-from ledger.keys import TemplateKeys, TenantKeys
+from ledger.keys import CodeKeys, TemplateKeys, TenantKeys
 
 COMMIT_CLAIMS = Script((Path(__file__).parent / "commit_claims.lua").read_text())
 
@@ -27,6 +28,8 @@ class ClaimEntry(NamedTuple):
     coupon_id: str  # "" for a rejection
     coupon: bytes  # the Coupon's JSON; b"" for a rejection
     origin: str  # "c" a shopper's claim (counts toward the per-user limit), "g" a grant
+    code: str = ""  # a coupon code claimed (then assigned in the same commit)
+    code_batch: str = ""  # the code's batch, as the actor read it
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,15 +68,22 @@ class ClaimLedger:
         )
 
     async def lookup(
-        self, tenant_id: str, template_id: str, request_keys: list[str]
-    ) -> tuple[bytes | None, list[bytes | None]]:
-        """The config and the outcomes already decided, in one round trip."""
+        self, tenant_id: str, template_id: str, request_keys: list[str], codes: list[str]
+    ) -> tuple[bytes | None, list[bytes | None], dict[str, CodeRecord]]:
+        """The config, the outcomes already decided and the records of ``codes``
+        (absent codes left out), in one round trip."""
         keys = TemplateKeys(tenant_id, template_id)
         pipe = self._redis.pipeline(transaction=False)
         pipe.get(keys.config)
         pipe.hmget(keys.outcomes, request_keys)
-        config, outcomes = await pipe.execute()
-        return config, outcomes
+        if codes:
+            pipe.hmget(CodeKeys(tenant_id).codes, codes)
+        config, outcomes, *records = await pipe.execute()
+        found = {}
+        for code, raw in zip(codes, records[0] if codes else [], strict=True):
+            if raw is not None:
+                found[code] = CodeRecord.decode(code, raw)
+        return config, outcomes, found
 
     def commit(
         self, template: CouponTemplate, entries: list[ClaimEntry], decided_on: str, head: str
@@ -103,6 +113,7 @@ class ClaimLedger:
                 keys.issued,
                 tenant.coupons,
                 tenant.wallets,
+                CodeKeys(template.tenant_id).codes,
             ],
             args,
         )

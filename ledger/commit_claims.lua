@@ -1,21 +1,25 @@
 -- Commit one batch of claim decisions for one coupon template, atomically.
 -- KEYS: 1 config version, 2 head, 3 coupons left, 4 users (user -> claimed),
 --       5 outcomes, 6 issued, 7 tenant coupons (id -> coupon JSON),
---       8 tenant wallets (user -> ids) (all share the tenant's hash tag)
+--       8 tenant wallets (user -> ids), 9 tenant codes (code -> "batch|state|user|coupon")
+--       (all share the tenant's hash tag)
 -- ARGV: 1 head the batch was decided on ('' for a template that never committed),
 --       2 this commit's head token, 3 config version decided under,
 --       4 per-user limit (0: none), 5 '1' when the stock is limited,
 --       6 n decisions, then n x (request_key "<user>:<request id>", outcome,
 --       coupon id ('' for a rejection), coupon JSON ('' for a rejection),
 --       'c' a shopper's claim (counts toward the per-user limit) or 'g' an
---       operator's grant (does not))
+--       operator's grant (does not), the coupon code claimed ('' for none), its
+--       batch id ('' for none))
+-- A code claim issues only if the code is still available (the actor read it
+-- so); the code is then assigned to the user and the coupon in this commit.
 -- Validated before anything is written, so a refused batch leaves no trace;
 -- 'stale' tells the actor its memory drifted from the ledger. The head makes
 -- the template's commits a chain (see commit_draws.lua); the stock and limit
 -- checks repeat what the chain implies, so they hold even if the actor's
 -- memory were wrong.
 local per_user, limited, n = tonumber(ARGV[4]), ARGV[5] == '1', tonumber(ARGV[6])
-local O, W = 7, 5
+local O, W = 7, 7
 local CHUNK = 500
 
 local version = redis.call('GET', KEYS[1])
@@ -54,6 +58,19 @@ if stale then return {'stale', stale} end
 if limited and tonumber(redis.call('GET', KEYS[3]) or '0') < issued then
   return {'stale', 'stock'}
 end
+local codes = {}
+for i = 0, n - 1 do
+  local code = ARGV[O + i * W + 5]
+  if code ~= '' and ARGV[O + i * W + 2] ~= '' then
+    local batch = ARGV[O + i * W + 6]
+    if redis.call('HGET', KEYS[9], code) ~= batch .. '|available||' then
+      return {'stale', 'code:' .. code}
+    end
+    local user = string.match(ARGV[O + i * W], '^([^:]*):')
+    codes[#codes + 1] = code
+    codes[#codes + 1] = batch .. '|assigned|' .. user .. '|' .. ARGV[O + i * W + 2]
+  end
+end
 if per_user > 0 then
   chunks(users, function(some)
     local used = redis.call('HMGET', KEYS[4], unpack(some))
@@ -66,6 +83,7 @@ if per_user > 0 then
   if stale then return {'stale', stale} end
 end
 
+if #codes > 0 then redis.call('HSET', KEYS[9], unpack(codes)) end
 if issued > 0 then
   if limited then redis.call('DECRBY', KEYS[3], issued) end
   redis.call('INCRBY', KEYS[6], issued)

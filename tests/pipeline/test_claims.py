@@ -24,6 +24,7 @@ from domain.coupons import CouponLimits, CouponTemplate, Validity
 from domain.events import now_ms, request_key
 from domain.topics import CLAIM_OUTCOMES
 from tests.pipeline.conftest import Pipeline, Tenant, assert_error, outcome_events, wait_for
+from tests.pipeline.test_codes_api import _export, _generate
 
 FULL = os.environ.get("CARNIVAL_FULL_SIZE") == "1"
 RUSH_CLAIMS, RUSH_USERS, RUSH_STOCK = (50_000, 20_000, 1_000) if FULL else (8_000, 3_000, 200)
@@ -312,3 +313,38 @@ def test_claim_centre_and_flash_sale_pages(pipeline: Pipeline, http: httpx.Clien
     assert_error(
         http.get(f"/v1/activities/{wheel.id}/coupons", headers=alice), 409, "not_a_coupon_page"
     )
+
+
+def test_claim_a_code_into_the_wallet(pipeline: Pipeline, http: httpx.Client) -> None:
+    tenant = pipeline.tenant()
+    template = install(tenant, limits=CouponLimits(stock=10, per_user=5))
+    batch = _generate(http, tenant, template.id, 4, prefix="SPRING-", length=10)
+    assert batch["state"] == "done"
+    codes = [row["code"] for row in _export(http, tenant, batch["id"])]
+    alice, bob = tenant.shopper_headers("alice"), tenant.shopper_headers("bob")
+
+    typed = " " + codes[0].lower() + " "  # as typed at a till: case and spaces do not matter
+    won = http.post(f"/v1/codes/{typed}/claims", json={"request_id": "c1"}, headers=alice)
+    assert won.status_code == 200, won.text
+    coupon_id = won.json()["coupon"]["coupon_id"]
+    again = http.post(f"/v1/codes/{codes[0]}/claims", json={"request_id": "c1"}, headers=alice)
+    assert again.json() == won.json()  # a retry: the same coupon
+    coupon = pipeline.ledger.coupons(tenant.tenant_id)[coupon_id]
+    assert (coupon.user_id, coupon.source, coupon.source_id) == ("alice", "code", codes[0])
+    record = http.get(f"/v1/admin/codes/{codes[0]}", headers=tenant.staff_headers).json()
+    assert (record["state"], record["user_id"], record["coupon_id"]) == (
+        "assigned",
+        "alice",
+        coupon_id,
+    )
+
+    taken = http.post(f"/v1/codes/{codes[0]}/claims", json={"request_id": "b1"}, headers=bob)
+    assert_error(taken, 409, "code_not_available")
+    http.post(f"/v1/admin/codes/{codes[1]}/void", headers=tenant.staff_headers)
+    voided = http.post(f"/v1/codes/{codes[1]}/claims", json={}, headers=bob)
+    assert_error(voided, 409, "code_not_available")
+    assert_error(
+        http.post("/v1/codes/NOPE-123/claims", json={}, headers=bob), 404, "code_not_found"
+    )
+    assert pipeline.ledger.wallets(tenant.tenant_id) == {"alice": [coupon_id]}
+    assert pipeline.ledger.claim_totals(tenant.tenant_id, template.id)["left"] == 9
