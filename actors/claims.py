@@ -16,12 +16,11 @@ does not count toward the shopper's claim limit.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
+import functools
 import secrets
 from dataclasses import dataclass, field
 
-from actors.recent import Commit, RecentOutcomes, accepted
+from actors.recent import Commit, RecentOutcomes, settle
 from domain.claims import (
     REJECT_UNKNOWN_TEMPLATE,
     ClaimOutcome,
@@ -35,8 +34,6 @@ from domain.events import now_ms
 from domain.road import Request
 from ledger.claims import ClaimEntry, ClaimLedger
 from ledger.codes import CodeRecord
-
-log = logging.getLogger("carnival.actors.claims")
 
 _ENCODE_OUTCOME = ClaimOutcome.encoder()
 # Attempts per batch and template before the batch fails back to the dispatcher.
@@ -163,21 +160,9 @@ class TemplateClaims:
             recent.add(owner, [(e.request_key, e.outcome) for e in entries], commit)
         # -- end of the decision --
 
-        if commit is not None:
-            try:
-                reply = await commit
-            except Exception:
-                self._refused(key, owner, held, entries)
-                raise
-            if reply[0] != b"ok":
-                log.info("ledger refused %s for %s (%s); reloading", batch_id, key, reply[1])
-                self._refused(key, owner, held, entries)
-                return None
-        for pending in waits:
-            with contextlib.suppress(Exception):
-                await pending
-            if not accepted(pending):
-                return None
+        refused = functools.partial(self._refused, key, owner, held, entries)
+        if not await settle(commit, waits, refused, f"{batch_id} for {key}"):
+            return None
         return results
 
     def _refused(self, key: TemplateKey, owner: str, held: Held, entries: list[ClaimEntry]) -> None:

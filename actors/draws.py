@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
+import functools
 import random
 import secrets
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from actors.recent import Commit, RecentOutcomes, accepted
+from actors.recent import Commit, RecentOutcomes, settle
 from domain.activity import Activity
 from domain.claims import Coupon
 from domain.coupons import CouponTemplate
@@ -35,8 +35,6 @@ from domain.draw import REJECT_UNKNOWN_ACTIVITY, Decision, PoolState, utc_day
 from domain.events import DrawOutcome, now_ms
 from domain.road import Request
 from ledger.pools import Entry, PoolLedger, WonCoupon, effect
-
-log = logging.getLogger("carnival.actors.draws")
 
 _ENCODE_OUTCOME = DrawOutcome.encoder()
 # Attempts per batch and pool before the batch fails back to the dispatcher,
@@ -181,21 +179,9 @@ class DrawPools:
             recent.add(owner, [(e.request_key, e.outcome) for e in entries], commit)
         # -- end of the decision --
 
-        if commit is not None:
-            try:
-                reply = await commit
-            except Exception:
-                self._refused(key, owner, pool, entries)
-                raise
-            if reply[0] != b"ok":
-                log.info("ledger refused %s for %s (%s); reloading", batch_id, key, reply[1])
-                self._refused(key, owner, pool, entries)
-                return None
-        for pending in waits:  # answers borrowed from batches still committing
-            with contextlib.suppress(Exception):
-                await pending
-            if not accepted(pending):
-                return None
+        refused = functools.partial(self._refused, key, owner, pool, entries)
+        if not await settle(commit, waits, refused, f"{batch_id} for {key}"):
+            return None
         return results
 
     def _refused(self, key: PoolKey, owner: str, pool: Pool, entries: list[Entry]) -> None:

@@ -14,8 +14,13 @@ commit future.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import logging
+from collections.abc import Callable
 from typing import Any
+
+log = logging.getLogger("carnival.actors")
 
 # Entries kept (FIFO): ~0.4 KB each, so about 40 MB at this size. A retry older
 # than that is answered by the ledger after one refused commit.
@@ -81,3 +86,28 @@ class RecentOutcomes:
             # A tenth at a time, oldest first, so the cost is not paid on every batch.
             for key in list(itertools.islice(entries, len(entries) - self._capacity)):
                 del entries[key]
+
+
+async def settle(
+    commit: Commit | None, borrowed: list[Commit], refused: Callable[[], None], what: str
+) -> bool:
+    """Whether a batch's answers stand: its own commit was accepted (if refused,
+    ``refused`` forgets what the actor holds and the batch is decided again) and
+    so was every commit it borrowed answers from. A failed commit raises after
+    ``refused``: the dispatcher re-sends the batch."""
+    if commit is not None:
+        try:
+            reply = await commit
+        except Exception:
+            refused()
+            raise
+        if reply[0] != b"ok":
+            log.info("ledger refused %s (%s); reloading", what, reply[1])
+            refused()
+            return False
+    for pending in borrowed:
+        with contextlib.suppress(Exception):
+            await pending
+        if not accepted(pending):
+            return False
+    return True

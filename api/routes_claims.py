@@ -8,10 +8,11 @@ from typing import Any
 
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
 from api.deps import Res, Shopper
 from api.errors import ApiError, activity_not_found
+from api.tickets import RequestBody, Ticket
 from domain import claims as rules
 from domain.activity import CLAIM_KINDS
 from domain.codes import MAX_RAW_CODE_CHARS, normalize
@@ -41,16 +42,6 @@ REJECTIONS: dict[str, tuple[int, str]] = {
 }
 
 
-class ClaimBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    request_id: str | None = Field(
-        default=None,
-        pattern=REQUEST_ID_PATTERN,
-        description="Idempotency key: a retry with the same id returns the same coupon.",
-    )
-
-
 class IssuedCoupon(BaseModel):
     coupon_id: str
     valid_from: int | None
@@ -63,12 +54,6 @@ class ClaimResult(BaseModel):
     status: str  # issued
     coupon: IssuedCoupon
     decided_at: int
-
-
-class ClaimTicket(BaseModel):
-    request_id: str
-    status: str = "pending"
-    poll: str
 
 
 class ClaimPage(BaseModel):
@@ -112,7 +97,7 @@ def result(outcome: dict[str, Any]) -> dict[str, Any]:
 
 def _ticket(template_id: str, request_id: str) -> JSONResponse:
     poll = f"/v1/templates/{template_id}/claims/{request_id}"
-    body = ClaimTicket(request_id=request_id, poll=poll).model_dump()
+    body = Ticket(request_id=request_id, poll=poll).model_dump()
     return JSONResponse(body, status_code=202)
 
 
@@ -202,11 +187,11 @@ async def coupon_page(res: Res, who: Shopper, activity_id: str = ActivityId) -> 
 @router.post(
     "/templates/{template_id}/claims",
     response_model=ClaimResult,
-    responses={202: {"model": ClaimTicket}},
+    responses={202: {"model": Ticket}},
     summary="Claim a coupon (waits briefly for the decision, else returns a ticket to poll)",
 )
 async def claim(
-    res: Res, who: Shopper, template_id: str = TemplateId, body: ClaimBody | None = None
+    res: Res, who: Shopper, template_id: str = TemplateId, body: RequestBody | None = None
 ) -> Any:
     request_id = (body.request_id if body else None) or uuid.uuid4().hex
     timeout_s = res.settings.reply_timeout_ms / 1000
@@ -224,14 +209,14 @@ async def claim(
 @router.post(
     "/codes/{code}/claims",
     response_model=ClaimResult,
-    responses={202: {"model": ClaimTicket}},
+    responses={202: {"model": Ticket}},
     summary="Claim the coupon a code stands for into my wallet (the code is then assigned)",
 )
 async def claim_code(
     res: Res,
     who: Shopper,
     code: str = Path(min_length=1, max_length=MAX_RAW_CODE_CHARS),
-    body: ClaimBody | None = None,
+    body: RequestBody | None = None,
 ) -> Any:
     canonical = normalize(code)
     codes = CodeStore(res.store.redis)
@@ -262,7 +247,7 @@ async def claim_code(
 @router.get(
     "/templates/{template_id}/claims/{request_id}",
     response_model=ClaimResult,
-    responses={202: {"model": ClaimTicket}},
+    responses={202: {"model": Ticket}},
     summary="The outcome of an earlier claim (202 while it is still pending)",
 )
 async def claim_outcome(

@@ -9,10 +9,11 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Header, Path, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from api.deps import Res, Resources, Shopper, authenticate_shopper
 from api.errors import ApiError, activity_not_found, validation_error
+from api.tickets import RequestBody, Ticket
 from domain import draw as rules
 from domain.activity import Activity
 from domain.draw import ENVELOPES_LEFT, rejection, utc_day
@@ -45,16 +46,6 @@ REJECTIONS: dict[str, tuple[int, str]] = {
 }
 
 
-class DrawBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    request_id: str | None = Field(
-        default=None,
-        pattern=REQUEST_ID_PATTERN,
-        description="Idempotency key: a retry with the same id returns the same outcome.",
-    )
-
-
 class PrizeOut(BaseModel):
     id: str
     name: str
@@ -70,12 +61,6 @@ class DrawResult(BaseModel):
     reason: str  # "" or "prize_locked" (the fallback was given)
     decided_at: int
     coupon_id: str = ""  # a won coupon prize: the coupon now in my wallet
-
-
-class Ticket(BaseModel):
-    request_id: str
-    status: str = "pending"
-    poll: str
 
 
 class CellOut(PrizeOut):
@@ -234,7 +219,7 @@ def _request_id(raw: bytes) -> str:
     if not raw.strip():
         return uuid.uuid4().hex
     try:
-        body = DrawBody.model_validate_json(raw)
+        body = RequestBody.model_validate_json(raw)
     except ValidationError as exc:
         problems = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
         raise validation_error("invalid_request", problems) from exc
@@ -251,7 +236,7 @@ async def draw(
     request: Request,
     activity_id: str = ActivityId,
     authorization: Annotated[str | None, Header()] = None,
-    body: DrawBody | None = None,
+    body: RequestBody | None = None,
 ) -> Response:
     # Documents the draw; under uvicorn api/draw_path.py answers this path first.
     status, payload = await serve_draw(

@@ -14,7 +14,6 @@ Every claim issues a coupon (stock covers them all): the expensive case for both
 from __future__ import annotations
 
 import secrets
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,7 +27,7 @@ from rich.table import Table
 
 from carnival.bench.classic import CLASSIC_THREADS
 from carnival.bench.durable import PIPELINE_DEPTH
-from carnival.bench.fixtures import Advance, PathResult, user_ids
+from carnival.bench.fixtures import Advance, PathResult, advancers, user_ids
 from carnival.bench.sessions import cleanup, machine_info, ray_session, redis_session
 from domain.claims import Coupon
 from domain.coupons import CouponLimits, CouponTemplate, Validity
@@ -201,18 +200,8 @@ def run_bench(
     tenant_id = f"bench-{run_id}"
     template = bench_template(tenant_id, "bench-coupon", claims)
     shoppers = user_ids(users)
-    lock = threading.Lock()
 
-    def advancer(name: str, total: int) -> Advance:
-        if progress is None:
-            return lambda _n: None
-        task = progress.add_task(name, total=total)
-
-        def advance(amount: int) -> None:
-            with lock:
-                progress.advance(task, amount)
-
-        return advance
+    advancer = advancers(progress)
 
     with redis_session(redis_url) as url, ray_session():
         results = {

@@ -16,7 +16,6 @@ registering this sub-command keeps every other `carnival` command fast.
 from __future__ import annotations
 
 import secrets
-import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -29,7 +28,6 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
-    TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
@@ -37,7 +35,7 @@ from rich.table import Table
 
 from carnival.bench.classic import CLASSIC_THREADS, run_classic
 from carnival.bench.durable import run_durable
-from carnival.bench.fixtures import Advance, BenchConfig, PathResult, bench_activity, user_ids
+from carnival.bench.fixtures import BenchConfig, PathResult, advancers, bench_activity, user_ids
 from carnival.bench.memory import run_actor_batch, run_ceiling
 from carnival.bench.sessions import cleanup, machine_info, ray_session, redis_session
 
@@ -76,18 +74,8 @@ def run_bench(
     stock = max(config.draws, config.durable_draws, 2 * config.classic_draws) + 1
     activity = bench_activity(tenant_id, activity_id, stock)
     users = user_ids(config.users)
-    lock = threading.Lock()  # the classic threads advance the same task
 
-    def advancer(name: str, total: int) -> Advance:
-        if progress is None:
-            return lambda _n: None
-        task: TaskID = progress.add_task(name, total=total)
-
-        def advance(amount: int) -> None:
-            with lock:
-                progress.advance(task, amount)
-
-        return advance
+    advancer = advancers(progress)
 
     with redis_session(redis_url) as url, ray_session():
         results: dict[str, PathResult] = {}

@@ -2,15 +2,37 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from rich.progress import Progress
 
 from domain.activity import Activity, Limits, Prize
 from domain.draw import PoolState, initial_stock
 
 # Advance(amount) moves a progress bar; a no-op when nobody watches (tests).
 Advance = Callable[[int], None]
+
+
+def advancers(progress: Progress | None) -> Callable[[str, int], Advance]:
+    """A factory of progress tasks: ``make(name, total)`` adds a task and returns
+    its Advance, safe from several threads (the classic paths' client threads)."""
+    lock = threading.Lock()
+
+    def make(name: str, total: int) -> Advance:
+        if progress is None:
+            return lambda _n: None
+        task = progress.add_task(name, total=total)
+
+        def advance(amount: int) -> None:
+            with lock:
+                progress.advance(task, amount)
+
+        return advance
+
+    return make
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,7 +39,8 @@ from fastapi import Depends, FastAPI, Header, Path, Request
 from api.app import base_app
 from api.app import serve as api_serve
 from api.errors import ApiError, activity_not_found
-from api.routes_draws import DrawBody, DrawResult, PrizeOut
+from api.routes_draws import DrawResult, PrizeOut
+from api.tickets import RequestBody
 from carnival.bench.classic import CLASSIC_LUA, ClassicKeys
 from domain.activity import Activity, Prize
 from domain.draw import WeightTable
@@ -154,7 +155,7 @@ def classic_app() -> FastAPI:
 async def classic_draw(
     classic: Classic,
     user_id: ClassicShopper,
-    body: DrawBody | None = None,
+    body: RequestBody | None = None,
     activity_id: str = ActivityId,
 ) -> DrawResult:
     activity = classic.activity
