@@ -23,6 +23,7 @@ from domain.activity import (
     Prize,
     Rules,
 )
+from domain.coupons import CouponTemplate
 from domain.events import now_ms
 from domain.ids import ID_PATTERN, USER_ID_PATTERN
 from ledger.store import Principal, VersionConflict
@@ -123,6 +124,25 @@ async def _check_templates(res: Res, activity: Activity) -> None:
     ]
     if problems:
         raise validation_error("unknown_coupon_template", problems)
+    if activity.kind == "flash_sale":
+        _check_sale_opening(activity, found)
+
+
+def _check_sale_opening(sale: Activity, templates: dict[str, CouponTemplate]) -> None:
+    """A flash sale opens at its second: the actor enforces each template's
+    claim_opens_at, so none may open before the sale does."""
+    problems = [
+        {
+            "loc": ("body", "templates", i),
+            "msg": f"template '{t}' opens claims before the sale (claim_opens_at "
+            f"{templates[t].claim_opens_at}, starts_at {sale.starts_at}); set its "
+            "claim_opens_at to the sale's starts_at or later",
+        }
+        for i, t in enumerate(sale.templates)
+        if (templates[t].claim_opens_at or 0) < (sale.starts_at or 0)
+    ]
+    if problems:
+        raise validation_error("claims_open_before_sale", problems)
 
 
 async def _load(res: Res, who: Principal, activity_id: str) -> Activity:

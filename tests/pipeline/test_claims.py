@@ -301,8 +301,10 @@ def test_claim_centre_and_flash_sale_pages(pipeline: Pipeline, http: httpx.Clien
     assert (coupon["can_claim"], coupon["reason"]) == (False, "claim_not_open_yet")
     assert coupon["claim_opens_at"] == at + DAY_MS and coupon["stock_left"] == 10
 
+    early = install(tenant)  # claims open as soon as it runs: before the sale
     bad = [
         ({**sale, "id": "s2", "starts_at": None}, "invalid_activity"),  # a sale opens at a second
+        ({**sale, "id": "s3", "templates": [soon.id, early.id]}, "claims_open_before_sale"),
         ({**centre, "id": "c2", "templates": []}, "invalid_activity"),
         ({**centre, "id": "c3", "templates": ["no-such"]}, "unknown_coupon_template"),
         ({**centre, "id": "c4", "kind": "wheel"}, "invalid_activity"),  # a wheel has prizes
