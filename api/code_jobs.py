@@ -89,6 +89,10 @@ class CodeJobs:
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._sweeper: asyncio.Task[None] | None = None
+        # Checked by the sweep loop: a cancel alone may not stop it, because a
+        # Redis command cancelled mid-flight can surface as a redis error that
+        # the loop treats as transient (seen: stop() then waited forever).
+        self._stopping = False
 
     def start(self) -> None:
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="code-jobs")
@@ -96,6 +100,8 @@ class CodeJobs:
     async def stop(self) -> None:
         """Stop every job between two chunks' replies and free its lease, so another
         runner resumes it at once instead of after the lease's TTL."""
+        self._stopping = True
+        self._wake.set()
         held = list(self._tasks)  # their tasks leave the dict as they end
         tasks = [t for t in (self._sweeper, *self._tasks.values()) if t is not None]
         for task in tasks:
@@ -109,7 +115,7 @@ class CodeJobs:
         self._wake.set()
 
     async def _sweep_forever(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.sweep()
             except _TRANSIENT as exc:
@@ -124,6 +130,8 @@ class CodeJobs:
         """Take every unfinished batch no live runner holds, up to `max_jobs` at once;
         forget the jobs of batches that are finished or gone."""
         for job in await self.store.jobs():
+            if self._stopping:  # no new job once stop() collected the running ones
+                return
             if job in self._tasks:
                 continue
             if len(self._tasks) >= self.max_jobs:

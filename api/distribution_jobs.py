@@ -71,11 +71,17 @@ class DistributionJobs:
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._sweeper: asyncio.Task[None] | None = None
+        # Checked by the sweep loop: a cancel alone may not stop it, because a
+        # Redis command cancelled mid-flight can surface as a redis error that
+        # the loop treats as transient (seen: stop() then waited forever).
+        self._stopping = False
 
     def start(self) -> None:
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="distribution-jobs")
 
     async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
         held = list(self._tasks)
         tasks = [t for t in (self._sweeper, *self._tasks.values()) if t is not None]
         for task in tasks:
@@ -89,7 +95,7 @@ class DistributionJobs:
         self._wake.set()
 
     async def _sweep_forever(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.sweep()
             except _TRANSIENT as exc:
@@ -101,6 +107,8 @@ class DistributionJobs:
     async def sweep(self) -> None:
         """Take every unfinished job no live runner holds (up to MAX_JOBS)."""
         for tenant_id, job_id in await self.store.unfinished():
+            if self._stopping:  # no new job once stop() collected the running ones
+                return
             key = (tenant_id, job_id)
             if key in self._tasks or len(self._tasks) >= MAX_JOBS:
                 continue
