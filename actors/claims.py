@@ -15,11 +15,11 @@ does not count toward the shopper's claim limit.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from actors.holdings import Holdings
 from actors.recent import Commit, RecentOutcomes, settle
 from domain.claims import (
     REJECT_UNKNOWN_TEMPLATE,
@@ -52,15 +52,13 @@ class Held:
     users: dict[str, int]
     head: str
     fresh: bool = True  # nothing decided since loaded: look up the first batch's requests
-    inflight: set[Commit] = field(default_factory=set)
 
 
 class TemplateClaims:
     def __init__(self, ledger: ClaimLedger, recent: RecentOutcomes) -> None:
         self._ledger = ledger
         self._recent = recent
-        self._held: dict[TemplateKey, Held] = {}
-        self._loading: dict[TemplateKey, asyncio.Future[Held | None]] = {}
+        self._held: Holdings[TemplateKey, Held] = Holdings(self._load)
 
     async def decide(
         self, batch_id: str, tenant_id: str, template_id: str, requests: list[Request]
@@ -71,7 +69,7 @@ class TemplateClaims:
         owner = f"template/{tenant_id}/{template_id}"
         unique = list({r.key: r for r in requests}.values())
         for attempt in range(MAX_ATTEMPTS):
-            held = await self._hold(key)
+            held = await self._held.get(key)
             if held is None:
                 return {r.key: _unknown(key, r, batch_id) for r in unique}
             decided = await self._decide_once(batch_id, key, owner, held, unique, attempt)
@@ -97,7 +95,7 @@ class TemplateClaims:
         if attempt or held.fresh or codes:
             config, outcomes, records = await self._ledger.lookup(*key, request_keys, codes)
             if config != held.config:
-                self._forget(key, held)
+                self._held.forget(key, held)
                 return None
             found = {k: v for k, v in zip(request_keys, outcomes, strict=True) if v}
 
@@ -155,8 +153,6 @@ class TemplateClaims:
             head = secrets.token_hex(8)
             commit = self._ledger.commit(template, entries, held.head, head)
             held.head = head
-            held.inflight.add(commit)
-            commit.add_done_callback(held.inflight.discard)
             recent.add(owner, [(e.request_key, e.outcome) for e in entries], commit)
         # -- end of the decision --
 
@@ -167,31 +163,13 @@ class TemplateClaims:
 
     def _refused(self, key: TemplateKey, owner: str, held: Held, entries: list[ClaimEntry]) -> None:
         self._recent.drop(owner, [e.request_key for e in entries])
-        self._forget(key, held)
-
-    def _forget(self, key: TemplateKey, held: Held) -> None:
-        if self._held.get(key) is held:
-            del self._held[key]
-
-    async def _hold(self, key: TemplateKey) -> Held | None:
-        held = self._held.get(key)
-        if held is not None:
-            return held
-        loading = self._loading.get(key)
-        if loading is None:  # one load per template, however many batches wait for it
-            loading = self._loading[key] = asyncio.ensure_future(self._load(key))
-            loading.add_done_callback(lambda _: self._loading.pop(key, None))
-        return await asyncio.shield(loading)
+        self._held.forget(key, held)
 
     async def _load(self, key: TemplateKey) -> Held | None:
         loaded = await self._ledger.load(*key)
         if loaded is None:
-            self._held.pop(key, None)
             return None
-        held = self._held[key] = Held(
-            loaded.template, loaded.config, loaded.left, loaded.users, loaded.head
-        )
-        return held
+        return Held(loaded.template, loaded.config, loaded.left, loaded.users, loaded.head)
 
 
 def _outcome(

@@ -25,8 +25,9 @@ import functools
 import random
 import secrets
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from actors.holdings import Holdings
 from actors.recent import Commit, RecentOutcomes, settle
 from domain.activity import Activity
 from domain.claims import Coupon
@@ -53,7 +54,6 @@ class Pool:
     head: str
     templates: dict[str, CouponTemplate]  # of the coupon prizes, by template id
     fresh: bool = True  # loaded, nothing decided yet: look up the first batch's requests
-    inflight: set[Commit] = field(default_factory=set)
 
 
 class DrawPools:
@@ -61,12 +61,8 @@ class DrawPools:
         self._ledger = ledger
         self._rng = rng
         self._recent = recent
-        self._pools: dict[PoolKey, Pool] = {}
-        self._loading: dict[PoolKey, asyncio.Future[Pool | None]] = {}
+        self._pools: Holdings[PoolKey, Pool] = Holdings(self._load)
         self._tenant_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-
-    def forget_all(self) -> None:
-        self._pools.clear()
 
     async def decide(
         self, batch_id: str, tenant_id: str, activity_id: str, requests: list[Request]
@@ -77,7 +73,7 @@ class DrawPools:
         owner = f"{tenant_id}/{activity_id}"
         unique = list({r.key: r for r in requests}.values())
         for attempt in range(MAX_ATTEMPTS):
-            pool = await self._pool(key)
+            pool = await self._pools.get(key)
             if pool is None:  # nothing recorded: there is no such activity in this tenant
                 return {r.key: _unknown(key, r, batch_id) for r in unique}
             wallet = _needs_wallet(pool.state.activity)
@@ -108,7 +104,7 @@ class DrawPools:
             users = sorted({r.user_id for r in unique}) if wallet else []
             look = await self._ledger.lookup(*key, request_keys, users)
             if look.config != pool.config:  # changed since loaded: reload, decide again
-                self._invalidate(key, pool)
+                self._pools.forget(key, pool)
                 return None
             found = {k: v for k, v in zip(request_keys, look.outcomes, strict=True) if v}
             balances = look.balances
@@ -174,8 +170,6 @@ class DrawPools:
                 state.activity, day, entries, taken, checked, coupons, pool.head, head
             )
             pool.head = head
-            pool.inflight.add(commit)
-            commit.add_done_callback(pool.inflight.discard)
             recent.add(owner, [(e.request_key, e.outcome) for e in entries], commit)
         # -- end of the decision --
 
@@ -186,29 +180,13 @@ class DrawPools:
 
     def _refused(self, key: PoolKey, owner: str, pool: Pool, entries: list[Entry]) -> None:
         self._recent.drop(owner, [e.request_key for e in entries])
-        self._invalidate(key, pool)
-
-    def _invalidate(self, key: PoolKey, pool: Pool) -> None:
-        if self._pools.get(key) is pool:
-            del self._pools[key]
-
-    async def _pool(self, key: PoolKey) -> Pool | None:
-        pool = self._pools.get(key)
-        if pool is not None:
-            return pool
-        loading = self._loading.get(key)
-        if loading is None:  # one load per pool, however many batches wait for it
-            loading = self._loading[key] = asyncio.ensure_future(self._load(key))
-            loading.add_done_callback(lambda _: self._loading.pop(key, None))
-        return await asyncio.shield(loading)
+        self._pools.forget(key, pool)
 
     async def _load(self, key: PoolKey) -> Pool | None:
         loaded = await self._ledger.load(*key, utc_day(now_ms()))
         if loaded is None:
-            self._pools.pop(key, None)
             return None
-        pool = self._pools[key] = Pool(loaded.state, loaded.config, loaded.head, loaded.templates)
-        return pool
+        return Pool(loaded.state, loaded.config, loaded.head, loaded.templates)
 
 
 def _needs_wallet(activity: Activity) -> bool:
