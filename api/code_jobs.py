@@ -48,6 +48,7 @@ log = logging.getLogger("carnival.api.code_jobs")
 
 LEASE_TTL_S = 15.0
 SWEEP_EVERY_S = 5.0
+STOP_GRACE_S = 5.0
 CHUNK_CODES = 10_000
 # Per api process: generation is CPU-bound and these machines have two cores;
 # more batches wait as queued until a runner is free.
@@ -98,12 +99,19 @@ class CodeJobs:
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="code-jobs")
 
     async def stop(self) -> None:
-        """Stop every job between two chunks' replies and free its lease, so another
-        runner resumes it at once instead of after the lease's TTL."""
+        """Stop every job between two chunks and free its lease, so another runner
+        resumes it at once instead of after the lease's TTL."""
         self._stopping = True
         self._wake.set()
         held = list(self._tasks)  # their tasks leave the dict as they end
-        tasks = [t for t in (self._sweeper, *self._tasks.values()) if t is not None]
+        running = list(self._tasks.values())
+        # A job sees the flag between two chunks and returns; its last step (a
+        # batch's state and its job entry) is not cut in half by a cancel. One
+        # stuck past the grace (the ledger or Kafka unreachable) is cancelled.
+        late = set()
+        if running:
+            _, late = await asyncio.wait(running, timeout=STOP_GRACE_S)
+        tasks = [t for t in (self._sweeper, *late) if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -169,6 +177,8 @@ class CodeJobs:
         drawing = self._draw(batch, done)
         try:
             while drawing is not None:
+                if self._stopping:  # resumed from what the ledger holds, by the next runner
+                    return False
                 codes = await drawing
                 # The next chunk is drawn while Redis stores this one, sized as if
                 # all of this one is stored; taken codes are made up afterwards.

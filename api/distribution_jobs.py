@@ -37,6 +37,7 @@ log = logging.getLogger("carnival.api.distribution_jobs")
 
 LEASE_TTL_S = 15.0
 SWEEP_EVERY_S = 5.0
+STOP_GRACE_S = 5.0
 CHUNK_LINES = 5_000
 # Checks of the ledger for a chunk's outcomes; a chunk still undecided after
 # RESEND_AFTER_S is sent again (harmless: its requests are idempotent).
@@ -82,8 +83,15 @@ class DistributionJobs:
     async def stop(self) -> None:
         self._stopping = True
         self._wake.set()
-        held = list(self._tasks)
-        tasks = [t for t in (self._sweeper, *self._tasks.values()) if t is not None]
+        held = list(self._tasks)  # their tasks leave the dict as they end
+        running = list(self._tasks.values())
+        # A job sees the flag between two chunks and returns; its last step (a
+        # batch's state and its job entry) is not cut in half by a cancel. One
+        # stuck past the grace (the ledger or Kafka unreachable) is cancelled.
+        late = set()
+        if running:
+            _, late = await asyncio.wait(running, timeout=STOP_GRACE_S)
+        tasks = [t for t in (self._sweeper, *late) if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -129,6 +137,8 @@ class DistributionJobs:
                     return await self._forget(job)
                 job = job.model_copy(update={"state": "running"})
             while job.done < job.accepted:
+                if self._stopping:  # resumed from its recorded progress, by the next runner
+                    return None
                 advanced = await self._chunk(job)
                 if advanced is None:
                     return await self._forget(job)
