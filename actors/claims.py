@@ -139,8 +139,9 @@ class TemplateClaims:
                     held.users[user_id] = held.users.get(user_id, 0) + 1
                 outcome = _outcome(req, key, "issued", "", coupon, batch_id, at)
                 json = coupon.model_dump_json().encode()
+                until = "" if coupon.valid_until is None else coupon.valid_until
                 entry = ClaimEntry(
-                    req.key, outcome, coupon.coupon_id, json, origin, code, code_batch
+                    req.key, outcome, coupon.coupon_id, json, origin, code, code_batch, until
                 )
             else:
                 outcome = _outcome(req, key, "rejected", reason, None, batch_id, at)

@@ -138,7 +138,12 @@ class DrawPools:
                 template = templates[decision.prize.coupon_template]
                 coupon = Coupon.issue(template, user_id, "draw", request_key, at)
                 coupons.append(
-                    WonCoupon(user_id, coupon.coupon_id, coupon.model_dump_json().encode())
+                    WonCoupon(
+                        user_id,
+                        coupon.coupon_id,
+                        coupon.model_dump_json().encode(),
+                        "" if coupon.valid_until is None else coupon.valid_until,
+                    )
                 )
             outcome = _outcome(
                 request_key,

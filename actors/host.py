@@ -20,12 +20,14 @@ import orjson
 import redis.asyncio as aioredis
 
 from actors.claims import TemplateClaims
+from actors.coupon_changes import CouponChanges
 from actors.draws import DrawPools
 from actors.recent import RecentOutcomes
 from domain.events import request_key
-from domain.road import CLAIM, DRAW, KINDS, BatchResult, Request, reply_entry
+from domain.road import CLAIM, COUPON, DRAW, KINDS, BatchResult, Request, reply_entry
 from ledger.claims import ClaimLedger
 from ledger.committer import Committer
+from ledger.coupon_changes import CouponChangeLedger
 from ledger.pools import PoolLedger
 from runtime import heap
 
@@ -46,6 +48,7 @@ class OwnerHost:
         self._kinds = {
             DRAW.name: DrawPools(PoolLedger(self._reads, self._commits), rng, self._recent),
             CLAIM.name: TemplateClaims(ClaimLedger(self._reads, self._commits), self._recent),
+            COUPON.name: CouponChanges(CouponChangeLedger(self._reads, self._commits)),
         }
 
     def pid(self) -> int:

@@ -19,6 +19,7 @@ from api import (
     routes_admin,
     routes_claims,
     routes_codes,
+    routes_coupons,
     routes_distributions,
     routes_draws,
     routes_ops,
@@ -101,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes_admin.router)
     app.include_router(routes_activities.router)
     app.include_router(routes_codes.router)
+    app.include_router(routes_coupons.router)
     app.include_router(routes_distributions.router)
     app.include_router(routes_templates.router)
     app.include_router(routes_wallet.router)

@@ -41,7 +41,7 @@ REJECT_CODE_NOT_FOUND = "code_not_found"
 REJECT_CODE_NOT_AVAILABLE = "code_not_available"
 
 CouponSource = Literal["claim", "draw", "distribution", "code"]
-CouponState = Literal["available", "used", "voided"]
+CouponState = Literal["available", "used", "voided", "expired"]
 ClaimStatus = Literal["issued", "rejected"]
 
 # 128 bits: a coupon id is a bearer secret at a partner's till.
@@ -99,8 +99,10 @@ def code_rejection(
 
 class Coupon(_Frozen):
     """A coupon in a shopper's wallet, as the ledger holds it (JSON, by coupon id).
-    Its terms are its template's at claim time (``template_version``); expiry is
-    not a state but ``valid_until`` passing."""
+    Its terms are its template's at claim time (``template_version``). It stops
+    being usable the moment ``valid_until`` passes; the state turns ``expired``
+    when the expiry sweep's change is committed (domain.coupon_changes), shortly
+    after."""
 
     coupon_id: str
     tenant_id: str
@@ -138,7 +140,7 @@ class Coupon(_Frozen):
             valid_until=valid_until,
         )
 
-    def shown_state(self, at_ms: int) -> Literal["available", "used", "voided", "expired"]:
+    def shown_state(self, at_ms: int) -> CouponState:
         """What a wallet shows: an available coupon past its window is expired."""
         if self.state == "available" and self.valid_until is not None and at_ms >= self.valid_until:
             return "expired"

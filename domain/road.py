@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, NamedTuple
 
 from domain.events import Event, now_ms
-from domain.topics import CLAIM_OUTCOMES, DRAW_OUTCOMES, Topic
+from domain.topics import CLAIM_OUTCOMES, COUPON_CHANGES, DRAW_OUTCOMES, Topic
 
-KindName = Literal["draw", "claim"]
+KindName = Literal["draw", "claim", "coupon"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +31,10 @@ class Kind:
 
 DRAW = Kind("draw", "activity", DRAW_OUTCOMES)
 CLAIM = Kind("claim", "template", CLAIM_OUTCOMES)
-KINDS: dict[str, Kind] = {k.name: k for k in (DRAW, CLAIM)}
+# Changes to a coupon already issued (void, expire): the template's owner decides
+# them too, so one actor orders everything that happens to a template's coupons.
+COUPON = Kind("coupon", "template", COUPON_CHANGES)
+KINDS: dict[str, Kind] = {k.name: k for k in (DRAW, CLAIM, COUPON)}
 
 
 # One request inside a REQUESTS record: [user_id, request_id, reply_id, body].

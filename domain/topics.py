@@ -30,7 +30,10 @@ DRAW_OUTCOMES = Topic("carnival.draw.outcomes", 6, "activity id")
 # Claim outcomes: every issued coupon (and every refused claim), keyed by template.
 CLAIM_OUTCOMES = Topic("carnival.claim.outcomes", 6, "template id")
 
-ALL_TOPICS: tuple[Topic, ...] = (REQUESTS, REPLIES, DRAW_OUTCOMES, CLAIM_OUTCOMES)
+# Coupon changes: every coupon voided or expired (and every refused change), by template.
+COUPON_CHANGES = Topic("carnival.coupon.changes", 6, "template id")
+
+ALL_TOPICS: tuple[Topic, ...] = (REQUESTS, REPLIES, DRAW_OUTCOMES, CLAIM_OUTCOMES, COUPON_CHANGES)
 
 # The header in which the api says how many requests a REQUESTS record carries,
 # so the dispatcher can size its calls without parsing records.

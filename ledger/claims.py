@@ -30,6 +30,7 @@ class ClaimEntry(NamedTuple):
     origin: str  # "c" a shopper's claim (counts toward the per-user limit), "g" a grant
     code: str = ""  # a coupon code claimed (then assigned in the same commit)
     code_batch: str = ""  # the code's batch, as the actor read it
+    valid_until: int | str = ""  # the coupon's, scheduling its expiry; "" for none
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +115,7 @@ class ClaimLedger:
                 tenant.coupons,
                 tenant.wallets,
                 CodeKeys(template.tenant_id).codes,
+                tenant.expiries,
             ],
             args,
         )

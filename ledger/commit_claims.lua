@@ -1,8 +1,8 @@
 -- Commit one batch of claim decisions for one coupon template, atomically.
 -- KEYS: 1 config version, 2 head, 3 coupons left, 4 users (user -> claimed),
 --       5 outcomes, 6 issued, 7 tenant coupons (id -> coupon JSON),
---       8 tenant wallets (user -> ids), 9 tenant codes (code -> "batch|state|user|coupon")
---       (all share the tenant's hash tag)
+--       8 tenant wallets (user -> ids), 9 tenant codes (code -> "batch|state|user|coupon"),
+--       10 tenant expiries (coupon id -> valid_until) (all share the tenant's hash tag)
 -- ARGV: 1 head the batch was decided on ('' for a template that never committed),
 --       2 this commit's head token, 3 config version decided under,
 --       4 per-user limit (0: none), 5 '1' when the stock is limited,
@@ -10,7 +10,7 @@
 --       coupon id ('' for a rejection), coupon JSON ('' for a rejection),
 --       'c' a shopper's claim (counts toward the per-user limit) or 'g' an
 --       operator's grant (does not), the coupon code claimed ('' for none), its
---       batch id ('' for none))
+--       batch id ('' for none), the coupon's valid_until ('' for none or a rejection))
 -- A code claim issues only if the code is still available (the actor read it
 -- so); the code is then assigned to the user and the coupon in this commit.
 -- Validated before anything is written, so a refused batch leaves no trace;
@@ -19,7 +19,7 @@
 -- checks repeat what the chain implies, so they hold even if the actor's
 -- memory were wrong.
 local per_user, limited, n = tonumber(ARGV[4]), ARGV[5] == '1', tonumber(ARGV[6])
-local O, W = 7, 7
+local O, W = 7, 8
 local CHUNK = 500
 
 local version = redis.call('GET', KEYS[1])
@@ -91,15 +91,21 @@ if issued > 0 then
     if count_of[user] > 0 then redis.call('HINCRBY', KEYS[4], user, count_of[user]) end
   end
   for c = 0, n - 1, CHUNK do
-    local pairs_ = {}
+    local pairs_, due = {}, {}
     for i = c, math.min(c + CHUNK, n) - 1 do
       local coupon = ARGV[O + i * W + 2]
       if coupon ~= '' then
         pairs_[#pairs_ + 1] = coupon
         pairs_[#pairs_ + 1] = ARGV[O + i * W + 3]
+        local valid_until = ARGV[O + i * W + 7]
+        if valid_until ~= '' then
+          due[#due + 1] = valid_until
+          due[#due + 1] = coupon
+        end
       end
     end
     if #pairs_ > 0 then redis.call('HSET', KEYS[7], unpack(pairs_)) end
+    if #due > 0 then redis.call('ZADD', KEYS[10], unpack(due)) end
   end
   chunks(users, function(some)
     local before = redis.call('HMGET', KEYS[8], unpack(some))

@@ -1,7 +1,7 @@
 -- Commit one batch of draw decisions for one activity, atomically.
 -- KEYS: 1 stock, 2 users, 3 users today, 4 draws, 5 outcomes, 6 head, 7 tenant points,
---       8 wins, 9 config version, 10 tenant coupons, 11 tenant wallets (all share the
---       tenant's hash tag)
+--       8 wins, 9 config version, 10 tenant coupons, 11 tenant wallets,
+--       12 tenant expiries (all share the tenant's hash tag)
 -- ARGV: 1 head the batch was decided on ('' for a pool that never committed),
 --       2 this commit's head token, 3 config version decided under,
 --       4 per_user_total, 5 per_user_daily, 6 max_draws, 7 day_ttl_s,
@@ -11,7 +11,8 @@
 --         the points delta, e.g. 'd-10', 'w100', 'w0',
 --       s x (stock_field, amount taken),
 --       b x (user_id, points balance the user's decisions were made with),
---       c x (user_id, coupon id, coupon JSON): coupons won, into the winners' wallets
+--       c x (user_id, coupon id, coupon JSON, valid_until or ''): coupons won, into
+--         the winners' wallets and, when they expire, the expiry schedule
 -- The actor sends one line per decision and the per-user sums are made here:
 -- arguments per draw, not per user, halved what the actor spends per commit.
 -- Everything is validated before anything is written, so a refused batch
@@ -129,19 +130,28 @@ for c = 0, n - 1, CHUNK do
   redis.call('HSET', KEYS[5], unpack(pairs_))
 end
 if c > 0 then
-  local owners, ids_of, pairs_ = {}, {}, {}
+  local owners, ids_of, pairs_, due = {}, {}, {}, {}
   for i = 0, c - 1 do
-    local user, id = ARGV[C + i * 3], ARGV[C + i * 3 + 1]
+    local user, id = ARGV[C + i * 4], ARGV[C + i * 4 + 1]
     pairs_[#pairs_ + 1] = id
-    pairs_[#pairs_ + 1] = ARGV[C + i * 3 + 2]
+    pairs_[#pairs_ + 1] = ARGV[C + i * 4 + 2]
+    if ARGV[C + i * 4 + 3] ~= '' then
+      due[#due + 1] = ARGV[C + i * 4 + 3]
+      due[#due + 1] = id
+    end
     if #pairs_ >= 2 * CHUNK then
       redis.call('HSET', KEYS[10], unpack(pairs_))
       pairs_ = {}
+    end
+    if #due >= 2 * CHUNK then
+      redis.call('ZADD', KEYS[12], unpack(due))
+      due = {}
     end
     if not ids_of[user] then owners[#owners + 1] = user end
     ids_of[user] = ids_of[user] and (ids_of[user] .. '\n' .. id) or id
   end
   if #pairs_ > 0 then redis.call('HSET', KEYS[10], unpack(pairs_)) end
+  if #due > 0 then redis.call('ZADD', KEYS[12], unpack(due)) end
   chunks(owners, function(some)
     local before = redis.call('HMGET', KEYS[11], unpack(some))
     local wallets = {}

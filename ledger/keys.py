@@ -55,6 +55,12 @@ class TenantKeys:
         """Hash: user id -> newline-separated ids of the user's coupons, oldest first."""
         return f"{self.tag}:wallets"
 
+    @property
+    def expiries(self) -> str:
+        """Sorted set: coupon id -> valid_until, for every available coupon that has
+        one; the expiry sweep reads what is due, the change that ends it removes it."""
+        return f"{self.tag}:expiries"
+
     def activity(self, activity_id: str) -> ActivityKeys:
         return ActivityKeys(self.tenant_id, activity_id)
 
@@ -167,6 +173,18 @@ class TemplateKeys:
 
     def pending(self, request_key: str) -> str:
         return f"{self.base}:pending:{request_key}"
+
+    @property
+    def changes(self) -> str:
+        """Hash: request key -> CouponChange event of a change to one of its coupons."""
+        return f"{self.base}:chg"
+
+    def change_pending(self, request_key: str) -> str:
+        return f"{self.base}:chg-pending:{request_key}"
+
+
+# Set of every tenant id: the expiry sweep visits each tenant's expiries.
+TENANTS = f"{PREFIX}:tenants"
 
 
 def api_key_key(key_hash: str) -> str:

@@ -55,6 +55,7 @@ class WonCoupon(NamedTuple):
     user_id: str
     coupon_id: str
     coupon: bytes  # the Coupon's JSON
+    valid_until: int | str  # "" when the coupon never expires
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +181,7 @@ class PoolLedger:
                 keys.version,
                 TenantKeys(activity.tenant_id).coupons,
                 TenantKeys(activity.tenant_id).wallets,
+                TenantKeys(activity.tenant_id).expiries,
             ],
             args,
         )

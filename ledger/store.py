@@ -196,6 +196,20 @@ class Store:
             await self.redis.exists(TemplateKeys(tenant_id, template_id).pending(request_key))
         )
 
+    async def change_outcome(
+        self, tenant_id: str, template_id: str, request_key: str
+    ) -> dict | None:
+        raw = await self.redis.hget(TemplateKeys(tenant_id, template_id).changes, request_key)
+        return orjson.loads(raw) if raw else None
+
+    async def mark_change_pending(self, tenant_id: str, template_id: str, request_key: str) -> None:
+        key = TemplateKeys(tenant_id, template_id).change_pending(request_key)
+        await self.redis.set(key, 1, ex=writes.PENDING_TTL_S)
+
+    async def is_change_pending(self, tenant_id: str, template_id: str, request_key: str) -> bool:
+        key = TemplateKeys(tenant_id, template_id).change_pending(request_key)
+        return bool(await self.redis.exists(key))
+
     async def claim_counters(
         self, tenant_id: str, template_id: str, user_id: str
     ) -> tuple[bytes | None, int | None, int]:

@@ -116,6 +116,10 @@ class TemplateStore:
                 raise VersionConflict(after.id) from exc
 
     # -- wallets --------------------------------------------------------------------
+    async def coupon(self, tenant_id: str, coupon_id: str) -> Coupon | None:
+        raw = await self.redis.hget(TenantKeys(tenant_id).coupons, coupon_id)
+        return Coupon.model_validate_json(raw) if raw else None
+
     async def wallet(self, tenant_id: str, user_id: str) -> list[Coupon]:
         """The user's coupons, oldest first."""
         tenant = TenantKeys(tenant_id)

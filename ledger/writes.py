@@ -17,6 +17,7 @@ from domain.draw import initial_stock
 from ledger.keys import (
     CODE_JOBS,
     DISPATCHER_HEARTBEAT,
+    TENANTS,
     ActivityKeys,
     CodeKeys,
     TemplateKeys,
@@ -111,6 +112,7 @@ def audit(pipe: Pipe, tenant_id: str, who: str, action: str, subject: str, versi
 def create_tenant(pipe: Pipe, tenant_id: str, name: str, shopper_secret: str) -> None:
     """Idempotent: an existing tenant keeps its name and shopper secret."""
     record = TenantKeys(tenant_id).record
+    pipe.sadd(TENANTS, tenant_id)
     pipe.hsetnx(record, "name", name)
     pipe.hsetnx(record, "shopper_secret", shopper_secret)
 

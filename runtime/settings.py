@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     # Also the Faust consumer group: a test worker on a shared broker uses its own.
     streams_app_id: str = Field("carnival-streams", alias="CARNIVAL_STREAMS_APP_ID")
     reply_timeout_ms: int = Field(3000, alias="CARNIVAL_REPLY_TIMEOUT_MS")
+    # How often each api instance looks for coupons whose window has passed.
+    expiry_sweep_ms: int = Field(5000, alias="CARNIVAL_EXPIRY_SWEEP_MS", ge=100)
     api_workers: int = Field(1, alias="CARNIVAL_API_WORKERS")
     # Requests per actor call (a poll is split into calls of at most this many).
     batch_max: int = Field(1000, alias="CARNIVAL_BATCH_MAX")

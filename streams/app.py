@@ -1,4 +1,4 @@
-"""The Faust worker: DRAW_OUTCOMES and CLAIM_OUTCOMES -> ClickHouse, plus the stats
+"""The Faust worker: DRAW_OUTCOMES, CLAIM_OUTCOMES and COUPON_CHANGES -> ClickHouse, plus the stats
 web views.
 
 Data flow step 4. The worker is the one process that opens ClickHouse (chdb
@@ -27,10 +27,10 @@ from clickhouse_connect.driver.client import Client
 from faust.web import Request, Response, View
 
 from domain.events import Event
-from domain.topics import CLAIM_OUTCOMES, DRAW_OUTCOMES
+from domain.topics import CLAIM_OUTCOMES, COUPON_CHANGES, DRAW_OUTCOMES
 from runtime.settings import get_settings
 from streams import clickhouse, stats
-from streams.decode import decode_batch, decode_claim
+from streams.decode import decode_batch, decode_change, decode_claim
 
 log = logging.getLogger("carnival.streams")
 
@@ -82,6 +82,12 @@ draw_outcomes_topic = app.topic(
 claim_outcomes_topic = app.topic(
     CLAIM_OUTCOMES.name,
     partitions=CLAIM_OUTCOMES.partitions,
+    key_serializer="raw",
+    value_serializer="raw",
+)
+coupon_changes_topic = app.topic(
+    COUPON_CHANGES.name,
+    partitions=COUPON_CHANGES.partitions,
     key_serializer="raw",
     value_serializer="raw",
 )
@@ -162,6 +168,14 @@ async def store_claim_outcomes(stream: faust.StreamT) -> None:
         claims = decode_batch(values, decode_claim)
         if claims:
             await write_batch(claims, clickhouse.insert_claims)
+
+
+@app.agent(coupon_changes_topic)
+async def store_coupon_changes(stream: faust.StreamT) -> None:
+    async for values in stream.take(BATCH_MAX, within=BATCH_WITHIN_S):
+        changes = decode_batch(values, decode_change)
+        if changes:
+            await write_batch(changes, clickhouse.insert_changes)
 
 
 @app.task

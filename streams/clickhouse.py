@@ -19,6 +19,7 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
 from domain.claims import ClaimOutcome
+from domain.coupon_changes import CouponChange
 from domain.events import DrawOutcome, Event
 
 log = logging.getLogger(__name__)
@@ -28,9 +29,11 @@ SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 
 DRAW_OUTCOMES_TABLE = "draw_outcomes"
 CLAIM_OUTCOMES_TABLE = "claim_outcomes"
+COUPON_CHANGES_TABLE = "coupon_changes"
 # One column per event field, in field order; ingested_at is left to its DEFAULT.
 OUTCOME_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(DrawOutcome))
 CLAIM_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ClaimOutcome))
+CHANGE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(CouponChange))
 
 _LINE_COMMENT = re.compile(r"--[^\n]*")
 
@@ -106,6 +109,10 @@ def insert_outcomes(client: Client, outcomes: Sequence[DrawOutcome]) -> int:
 
 def insert_claims(client: Client, claims: Sequence[ClaimOutcome]) -> int:
     return _insert(client, CLAIM_OUTCOMES_TABLE, CLAIM_COLUMNS, claims)
+
+
+def insert_changes(client: Client, changes: Sequence[CouponChange]) -> int:
+    return _insert(client, COUPON_CHANGES_TABLE, CHANGE_COLUMNS, changes)
 
 
 def ping(client: Client) -> bool:

@@ -1,4 +1,4 @@
-"""Decode and validate outcome records (draws, claims) before they reach ClickHouse.
+"""Decode and validate outcome records (draws, claims, coupon changes) before they reach ClickHouse.
 
 A record is a JSON array of outcome events (domain/topics.py).
 
@@ -19,6 +19,7 @@ from typing import Any, TypeVar, get_args
 import orjson
 
 from domain.claims import ClaimOutcome, ClaimStatus
+from domain.coupon_changes import CHANGE_OPS, ChangeStatus, CouponChange
 from domain.events import DrawOutcome, Event, OutcomeStatus, SchemaError
 
 log = logging.getLogger("carnival.streams")
@@ -30,6 +31,8 @@ _STR_FIELDS = tuple(f.name for f in fields(DrawOutcome) if f.type == "str")
 _CLAIM_STATUSES = frozenset(get_args(ClaimStatus))
 _CLAIM_STR_FIELDS = tuple(f.name for f in fields(ClaimOutcome) if f.type == "str")
 _CLAIM_WINDOW_FIELDS = ("valid_from", "valid_until")
+_CHANGE_STATUSES = frozenset(get_args(ChangeStatus))
+_CHANGE_STR_FIELDS = tuple(f.name for f in fields(CouponChange) if f.type == "str")
 # DateTime64(3) range ClickHouse accepts: 1900-01-01 .. 2299-12-31.
 _MIN_MS = -2_208_988_800_000
 _MAX_MS = 10_413_791_999_999
@@ -70,6 +73,22 @@ def decode_claim(body: Any) -> ClaimOutcome:
         value = getattr(o, name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise SchemaError(f"{name} is not epoch ms: {value!r}")
+    return o
+
+
+def decode_change(body: Any) -> CouponChange:
+    """Check one coupon change; raises SchemaError when it is not a valid one."""
+    if not isinstance(body, dict):
+        raise SchemaError(f"an event is an object, not {type(body).__name__}")
+    o = CouponChange.from_dict(body)
+    for name in _CHANGE_STR_FIELDS:
+        if not isinstance(getattr(o, name), str):
+            raise SchemaError(f"{name} is not a string")
+    if not o.event_id or not o.tenant_id or not o.template_id:
+        raise SchemaError("event_id, tenant_id and template_id are required")
+    if o.status not in _CHANGE_STATUSES or o.op not in CHANGE_OPS:
+        raise SchemaError(f"unknown op or status {o.op!r} / {o.status!r}")
+    _check_epoch_ms(o.occurred_at)
     return o
 
 

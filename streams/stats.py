@@ -109,6 +109,14 @@ ORDER BY claims DESC, reason
 """
 
 
+_CHANGES_SQL = """
+SELECT
+    uniqExactIf(event_id, status = 'voided')    AS voided,
+    uniqExactIf(event_id, status = 'expired')   AS expired
+FROM coupon_changes
+WHERE tenant_id = {tenant_id:String} AND template_id = {template_id:String}
+"""
+
 _DRAWN_SQL = """
 SELECT uniqExact(event_id) FROM draw_outcomes
 WHERE tenant_id = {tenant_id:String} AND coupon_template = {template_id:String}
@@ -119,7 +127,7 @@ WHERE tenant_id = {tenant_id:String} AND coupon_template = {template_id:String}
 def template_stats(client: Client, tenant_id: str, template_id: str) -> dict[str, Any]:
     """Live figures of one coupon template of one tenant: claims decided, coupons
     issued by claims and grants, claims rejected (and by reason), distinct
-    holders, coupons won in draws, last claim event."""
+    holders, coupons won in draws, coupons voided and expired, last claim event."""
     params = {"tenant_id": tenant_id, "template_id": template_id}
     claims, issued, rejected, holders, last_event_at = client.query(
         _CLAIMS_SQL, parameters=params
@@ -129,6 +137,7 @@ def template_stats(client: Client, tenant_id: str, template_id: str) -> dict[str
         for reason, n in client.query(_CLAIM_REASONS_SQL, parameters=params).result_rows
     }
     won_in_draws = client.command(_DRAWN_SQL, parameters=params)
+    voided, expired = client.query(_CHANGES_SQL, parameters=params).first_row
     return {
         "tenant_id": tenant_id,
         "template_id": template_id,
@@ -138,6 +147,8 @@ def template_stats(client: Client, tenant_id: str, template_id: str) -> dict[str
         "rejected": int(rejected),
         "rejected_by_reason": reasons,
         "holders": int(holders),
+        "voided": int(voided),
+        "expired": int(expired),
         "last_event_at": _epoch_ms(last_event_at, int(claims)),
     }
 

@@ -253,6 +253,7 @@ def pipeline(
         CARNIVAL_DISPATCHER_METRICS_PORT=free_port(),
         CARNIVAL_RAY_NAMESPACE="carnival-test",
         CARNIVAL_REPLY_TIMEOUT_MS=5000,
+        CARNIVAL_EXPIRY_SWEEP_MS=300,
     )
     logs = data_dir / "logs"
     streams = StreamsService(settings, logs)

@@ -1,0 +1,128 @@
+"""The expiry sweep: coupons whose window has passed go on the road as ``expire``
+changes, so each expired coupon is decided once by its template's actor and
+becomes one ``expired`` event.
+
+Every api instance sweeps. That is safe because the request id of an expiry is
+derived from the coupon (``change_request_id``): two instances asking for the
+same expiry ask the same request, decided once. The schedule (TenantKeys.expiries)
+is written by the commit that issues a coupon and emptied by the commit that
+changes it, so a coupon stays due until its expiry is committed, whatever
+process dies meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+
+import redis.asyncio as aioredis
+from aiokafka.errors import KafkaError
+from pydantic import ValidationError
+from redis.exceptions import RedisError
+
+from api.road import Road
+from domain.claims import Coupon
+from domain.coupon_changes import EXPIRY_GRACE_MS, change_request_id
+from domain.events import now_ms
+from domain.road import COUPON, Row
+from ledger.keys import TENANTS, TenantKeys
+
+log = logging.getLogger("carnival.api.expiry")
+
+# Coupons read per tenant per step: one road submission per template of them.
+SWEEP_BATCH = 1000
+# A coupon asked for is not asked again before this, unless still due then (its
+# request lost, or the dispatcher slow): the road decides duplicates once anyway.
+RESEND_AFTER_S = 30.0
+
+
+class ExpirySweep:
+    def __init__(self, redis: aioredis.Redis, road: Road, every_s: float) -> None:
+        self._redis = redis
+        self._road = road
+        self._every_s = every_s
+        self._asked: dict[str, float] = {}  # coupon id -> when its expiry was last sent
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        await self._index_tenants()
+        while True:
+            try:
+                await self.sweep()
+            except (RedisError, KafkaError, OSError) as exc:
+                log.warning("expiry sweep failed (%s); next try in %.1fs", exc, self._every_s)
+            await asyncio.sleep(self._every_s)
+
+    async def _index_tenants(self) -> None:
+        """Put tenants created before the tenant index existed into it (a data
+        directory of an earlier version); once per start, off the request path."""
+        try:
+            async for key in self._redis.scan_iter(match=TenantKeys("*").record, count=1000):
+                tenant_id = key.decode().split("{t:", 1)[1].split("}", 1)[0]
+                await self._redis.sadd(TENANTS, tenant_id)
+        except RedisError as exc:
+            log.warning("could not index the tenants (%s); the sweep sees new ones only", exc)
+
+    async def sweep(self) -> int:
+        """Ask for the expiry of every coupon due now; returns how many were asked."""
+        monotonic = time.monotonic()
+        self._asked = {k: t for k, t in self._asked.items() if monotonic - t < RESEND_AFTER_S}
+        asked = 0
+        for raw in await self._redis.smembers(TENANTS):
+            asked += await self._sweep_tenant(raw.decode(), monotonic)
+        return asked
+
+    async def _sweep_tenant(self, tenant_id: str, monotonic: float) -> int:
+        keys = TenantKeys(tenant_id)
+        due_before = now_ms() - EXPIRY_GRACE_MS
+        asked, offset = 0, 0
+        while True:
+            ids = [
+                i.decode()
+                for i in await self._redis.zrangebyscore(
+                    keys.expiries, 0, due_before, start=offset, num=SWEEP_BATCH
+                )
+            ]
+            offset += len(ids)
+            fresh = [i for i in ids if i not in self._asked]
+            by_template: defaultdict[str, list[Coupon]] = defaultdict(list)
+            for raw in await self._redis.hmget(keys.coupons, fresh) if fresh else []:
+                if (coupon := _coupon(raw)) is not None:
+                    by_template[coupon.template_id].append(coupon)
+            for template_id, coupons in by_template.items():
+                rows: list[Row] = [
+                    (
+                        c.user_id,
+                        change_request_id("expire", c.coupon_id),
+                        0,
+                        {"op": "expire", "coupon": c.coupon_id},
+                    )
+                    for c in coupons
+                ]
+                await self._road.submit(COUPON, tenant_id, template_id, rows)
+                self._asked.update((c.coupon_id, monotonic) for c in coupons)
+                asked += len(rows)
+            if len(ids) < SWEEP_BATCH:
+                return asked
+
+
+def _coupon(raw: bytes | None) -> Coupon | None:
+    if raw is None:  # scheduled but never written: nothing to expire
+        return None
+    try:
+        return Coupon.model_validate_json(raw)
+    except ValidationError:
+        log.error("coupon record unreadable; not expired: %.200r", raw)
+        return None
