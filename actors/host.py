@@ -23,12 +23,14 @@ from actors.claims import TemplateClaims
 from actors.coupon_changes import CouponChanges
 from actors.draws import DrawPools
 from actors.recent import RecentOutcomes
+from actors.writeoffs import Writeoffs
 from domain.events import request_key
-from domain.road import CLAIM, COUPON, DRAW, KINDS, BatchResult, Request, reply_entry
+from domain.road import CLAIM, COUPON, DRAW, KINDS, WRITEOFF, BatchResult, Request, reply_entry
 from ledger.claims import ClaimLedger
 from ledger.committer import Committer
 from ledger.coupon_changes import CouponChangeLedger
 from ledger.pools import PoolLedger
+from ledger.writeoffs import WriteoffLedger
 from runtime import heap
 
 log = logging.getLogger("carnival.actors")
@@ -49,6 +51,7 @@ class OwnerHost:
             DRAW.name: DrawPools(PoolLedger(self._reads, self._commits), rng, self._recent),
             CLAIM.name: TemplateClaims(ClaimLedger(self._reads, self._commits), self._recent),
             COUPON.name: CouponChanges(CouponChangeLedger(self._reads, self._commits)),
+            WRITEOFF.name: Writeoffs(WriteoffLedger(self._reads, self._commits)),
         }
 
     def pid(self) -> int:

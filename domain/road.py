@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, NamedTuple
 
 from domain.events import Event, now_ms
-from domain.topics import CLAIM_OUTCOMES, COUPON_CHANGES, DRAW_OUTCOMES, Topic
+from domain.topics import CLAIM_OUTCOMES, COUPON_CHANGES, DRAW_OUTCOMES, WRITEOFFS, Topic
 
-KindName = Literal["draw", "claim", "coupon"]
+KindName = Literal["draw", "claim", "coupon", "writeoff"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +34,9 @@ CLAIM = Kind("claim", "template", CLAIM_OUTCOMES)
 # Changes to a coupon already issued (void, expire): the template's owner decides
 # them too, so one actor orders everything that happens to a template's coupons.
 COUPON = Kind("coupon", "template", COUPON_CHANGES)
-KINDS: dict[str, Kind] = {k.name: k for k in (DRAW, CLAIM, COUPON)}
+# A partner's redemption: it spends the template's redemption count and budget.
+WRITEOFF = Kind("writeoff", "template", WRITEOFFS)
+KINDS: dict[str, Kind] = {k.name: k for k in (DRAW, CLAIM, COUPON, WRITEOFF)}
 
 
 # One request inside a REQUESTS record: [user_id, request_id, reply_id, body].

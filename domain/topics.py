@@ -33,7 +33,18 @@ CLAIM_OUTCOMES = Topic("carnival.claim.outcomes", 6, "template id")
 # Coupon changes: every coupon voided or expired (and every refused change), by template.
 COUPON_CHANGES = Topic("carnival.coupon.changes", 6, "template id")
 
-ALL_TOPICS: tuple[Topic, ...] = (REQUESTS, REPLIES, DRAW_OUTCOMES, CLAIM_OUTCOMES, COUPON_CHANGES)
+# Write-offs: every redemption and reversal by a partner (and every refused one),
+# with the order's amount and the discount, keyed by template.
+WRITEOFFS = Topic("carnival.writeoffs", 6, "template id")
+
+ALL_TOPICS: tuple[Topic, ...] = (
+    REQUESTS,
+    REPLIES,
+    DRAW_OUTCOMES,
+    CLAIM_OUTCOMES,
+    COUPON_CHANGES,
+    WRITEOFFS,
+)
 
 # The header in which the api says how many requests a REQUESTS record carries,
 # so the dispatcher can size its calls without parsing records.

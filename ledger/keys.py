@@ -56,6 +56,12 @@ class TenantKeys:
         return f"{self.tag}:wallets"
 
     @property
+    def orders(self) -> str:
+        """Hash: "<partner id>:<order id>" -> newline-separated ids of the coupons
+        redeemed for that order, so a refund finds them."""
+        return f"{self.tag}:orders"
+
+    @property
     def expiries(self) -> str:
         """Sorted set: coupon id -> valid_until, for every available coupon that has
         one; the expiry sweep reads what is due, the change that ends it removes it."""
@@ -173,6 +179,25 @@ class TemplateKeys:
 
     def pending(self, request_key: str) -> str:
         return f"{self.base}:pending:{request_key}"
+
+    @property
+    def writeoffs(self) -> str:
+        """Hash: request key -> Writeoff event (a partner's redemption or reversal)."""
+        return f"{self.base}:wo"
+
+    @property
+    def redeemed(self) -> str:
+        """Coupons of this template redeemed (net of reversals)."""
+        return f"{self.base}:redeemed"
+
+    @property
+    def spent(self) -> str:
+        """Discount cents its redemptions granted (net of reversals): the budget's burn."""
+        return f"{self.base}:spent"
+
+    def spent_on(self, yyyymmdd: int) -> str:
+        """Discount cents granted on one UTC day, for the daily budget."""
+        return f"{self.base}:spent:{yyyymmdd}"
 
     @property
     def changes(self) -> str:

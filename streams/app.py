@@ -1,4 +1,4 @@
-"""The Faust worker: DRAW_OUTCOMES, CLAIM_OUTCOMES and COUPON_CHANGES -> ClickHouse, plus the stats
+"""The Faust worker: draw, claim, coupon change and write-off events -> ClickHouse, plus the stats
 web views.
 
 Data flow step 4. The worker is the one process that opens ClickHouse (chdb
@@ -27,10 +27,10 @@ from clickhouse_connect.driver.client import Client
 from faust.web import Request, Response, View
 
 from domain.events import Event
-from domain.topics import CLAIM_OUTCOMES, COUPON_CHANGES, DRAW_OUTCOMES
+from domain.topics import CLAIM_OUTCOMES, COUPON_CHANGES, DRAW_OUTCOMES, WRITEOFFS
 from runtime.settings import get_settings
 from streams import clickhouse, stats
-from streams.decode import decode_batch, decode_change, decode_claim
+from streams.decode import decode_batch, decode_change, decode_claim, decode_writeoff
 
 log = logging.getLogger("carnival.streams")
 
@@ -88,6 +88,12 @@ claim_outcomes_topic = app.topic(
 coupon_changes_topic = app.topic(
     COUPON_CHANGES.name,
     partitions=COUPON_CHANGES.partitions,
+    key_serializer="raw",
+    value_serializer="raw",
+)
+writeoffs_topic = app.topic(
+    WRITEOFFS.name,
+    partitions=WRITEOFFS.partitions,
     key_serializer="raw",
     value_serializer="raw",
 )
@@ -176,6 +182,14 @@ async def store_coupon_changes(stream: faust.StreamT) -> None:
         changes = decode_batch(values, decode_change)
         if changes:
             await write_batch(changes, clickhouse.insert_changes)
+
+
+@app.agent(writeoffs_topic)
+async def store_writeoffs(stream: faust.StreamT) -> None:
+    async for values in stream.take(BATCH_MAX, within=BATCH_WITHIN_S):
+        writeoffs = decode_batch(values, decode_writeoff)
+        if writeoffs:
+            await write_batch(writeoffs, clickhouse.insert_writeoffs)
 
 
 @app.task

@@ -21,6 +21,7 @@ from clickhouse_connect.driver.client import Client
 from domain.claims import ClaimOutcome
 from domain.coupon_changes import CouponChange
 from domain.events import DrawOutcome, Event
+from domain.writeoffs import Writeoff
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +31,12 @@ SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 DRAW_OUTCOMES_TABLE = "draw_outcomes"
 CLAIM_OUTCOMES_TABLE = "claim_outcomes"
 COUPON_CHANGES_TABLE = "coupon_changes"
+WRITEOFFS_TABLE = "writeoffs"
 # One column per event field, in field order; ingested_at is left to its DEFAULT.
 OUTCOME_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(DrawOutcome))
 CLAIM_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ClaimOutcome))
 CHANGE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(CouponChange))
+WRITEOFF_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Writeoff))
 
 _LINE_COMMENT = re.compile(r"--[^\n]*")
 
@@ -113,6 +116,10 @@ def insert_claims(client: Client, claims: Sequence[ClaimOutcome]) -> int:
 
 def insert_changes(client: Client, changes: Sequence[CouponChange]) -> int:
     return _insert(client, COUPON_CHANGES_TABLE, CHANGE_COLUMNS, changes)
+
+
+def insert_writeoffs(client: Client, writeoffs: Sequence[Writeoff]) -> int:
+    return _insert(client, WRITEOFFS_TABLE, WRITEOFF_COLUMNS, writeoffs)
 
 
 def ping(client: Client) -> bool:

@@ -1,4 +1,5 @@
-"""Decode and validate outcome records (draws, claims, coupon changes) before they reach ClickHouse.
+"""Decode and validate outcome records (draws, claims, coupon changes, write-offs)
+before they reach ClickHouse.
 
 A record is a JSON array of outcome events (domain/topics.py).
 
@@ -21,6 +22,7 @@ import orjson
 from domain.claims import ClaimOutcome, ClaimStatus
 from domain.coupon_changes import CHANGE_OPS, ChangeStatus, CouponChange
 from domain.events import DrawOutcome, Event, OutcomeStatus, SchemaError
+from domain.writeoffs import WRITEOFF_OPS, Writeoff, WriteoffStatus
 
 log = logging.getLogger("carnival.streams")
 
@@ -33,6 +35,9 @@ _CLAIM_STR_FIELDS = tuple(f.name for f in fields(ClaimOutcome) if f.type == "str
 _CLAIM_WINDOW_FIELDS = ("valid_from", "valid_until")
 _CHANGE_STATUSES = frozenset(get_args(ChangeStatus))
 _CHANGE_STR_FIELDS = tuple(f.name for f in fields(CouponChange) if f.type == "str")
+_WRITEOFF_STATUSES = frozenset(get_args(WriteoffStatus))
+_WRITEOFF_STR_FIELDS = tuple(f.name for f in fields(Writeoff) if f.type == "str")
+_WRITEOFF_CENTS_FIELDS = ("order_cents", "discount_cents")
 # DateTime64(3) range ClickHouse accepts: 1900-01-01 .. 2299-12-31.
 _MIN_MS = -2_208_988_800_000
 _MAX_MS = 10_413_791_999_999
@@ -88,6 +93,26 @@ def decode_change(body: Any) -> CouponChange:
         raise SchemaError("event_id, tenant_id and template_id are required")
     if o.status not in _CHANGE_STATUSES or o.op not in CHANGE_OPS:
         raise SchemaError(f"unknown op or status {o.op!r} / {o.status!r}")
+    _check_epoch_ms(o.occurred_at)
+    return o
+
+
+def decode_writeoff(body: Any) -> Writeoff:
+    """Check one write-off; raises SchemaError when it is not a valid one."""
+    if not isinstance(body, dict):
+        raise SchemaError(f"an event is an object, not {type(body).__name__}")
+    o = Writeoff.from_dict(body)
+    for name in _WRITEOFF_STR_FIELDS:
+        if not isinstance(getattr(o, name), str):
+            raise SchemaError(f"{name} is not a string")
+    if not o.event_id or not o.tenant_id or not o.template_id:
+        raise SchemaError("event_id, tenant_id and template_id are required")
+    if o.status not in _WRITEOFF_STATUSES or o.op not in WRITEOFF_OPS:
+        raise SchemaError(f"unknown op or status {o.op!r} / {o.status!r}")
+    for name in _WRITEOFF_CENTS_FIELDS:
+        value = getattr(o, name)
+        if isinstance(value, bool) or not isinstance(value, int) or abs(value) > 2**62:
+            raise SchemaError(f"{name} is not an integer: {value!r}")
     _check_epoch_ms(o.occurred_at)
     return o
 

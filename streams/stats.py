@@ -117,6 +117,20 @@ FROM coupon_changes
 WHERE tenant_id = {tenant_id:String} AND template_id = {template_id:String}
 """
 
+_WRITEOFFS_SQL = """
+SELECT
+    uniqExactIf(event_id, status = 'redeemed')                     AS redeemed,
+    sumIf(discount_cents, status IN ('redeemed', 'reversed'))       AS discount_cents,
+    sumIf(order_cents, status IN ('redeemed', 'reversed'))          AS order_cents
+FROM (
+    SELECT event_id, any(status) AS status, any(discount_cents) AS discount_cents,
+           any(order_cents) AS order_cents
+    FROM writeoffs
+    WHERE tenant_id = {tenant_id:String} AND template_id = {template_id:String}
+    GROUP BY event_id
+)
+"""
+
 _DRAWN_SQL = """
 SELECT uniqExact(event_id) FROM draw_outcomes
 WHERE tenant_id = {tenant_id:String} AND coupon_template = {template_id:String}
@@ -127,7 +141,8 @@ WHERE tenant_id = {tenant_id:String} AND coupon_template = {template_id:String}
 def template_stats(client: Client, tenant_id: str, template_id: str) -> dict[str, Any]:
     """Live figures of one coupon template of one tenant: claims decided, coupons
     issued by claims and grants, claims rejected (and by reason), distinct
-    holders, coupons won in draws, coupons voided and expired, last claim event."""
+    holders, coupons won in draws, coupons voided and expired, redemptions with
+    their discount and order amounts (deduplicated by event id), last claim event."""
     params = {"tenant_id": tenant_id, "template_id": template_id}
     claims, issued, rejected, holders, last_event_at = client.query(
         _CLAIMS_SQL, parameters=params
@@ -138,6 +153,7 @@ def template_stats(client: Client, tenant_id: str, template_id: str) -> dict[str
     }
     won_in_draws = client.command(_DRAWN_SQL, parameters=params)
     voided, expired = client.query(_CHANGES_SQL, parameters=params).first_row
+    redeemed, discount, gmv = client.query(_WRITEOFFS_SQL, parameters=params).first_row
     return {
         "tenant_id": tenant_id,
         "template_id": template_id,
@@ -149,6 +165,9 @@ def template_stats(client: Client, tenant_id: str, template_id: str) -> dict[str
         "holders": int(holders),
         "voided": int(voided),
         "expired": int(expired),
+        "redeemed": int(redeemed),
+        "discount_cents": int(discount or 0),
+        "order_cents": int(gmv or 0),
         "last_event_at": _epoch_ms(last_event_at, int(claims)),
     }
 
