@@ -16,17 +16,20 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from domain.claims import Coupon
+from domain.claims import Coupon, Redemption
 from domain.coupons import CouponTemplate
 from domain.draw import utc_day
 from domain.events import now_ms
 from domain.road import Request
 from domain.writeoffs import (
+    APPLIED,
     REJECT_COUPON_NOT_FOUND,
+    WRITEOFF_OPS,
     Budget,
     Order,
     Writeoff,
     redemption,
+    reversal,
 )
 from ledger.keys import TemplateKeys
 from ledger.writeoffs import WriteoffEntry, WriteoffLedger
@@ -76,6 +79,7 @@ class Writeoffs:
                 found.spent[1],
             ),
         ]
+        today = utc_day(at)
         results: dict[str, bytes] = {}
         entries: list[WriteoffEntry] = []
         current: dict[str, tuple[bytes, Coupon | None]] = {}
@@ -84,39 +88,70 @@ class Writeoffs:
                 results[req.key] = done
                 continue
             body = _body(req)
-            coupon_id = _coupon_id(req)
+            op, coupon_id = body.get("op"), _coupon_id(req)
             raw, coupon = current.get(coupon_id) or _coupon(found.coupons.get(coupon_id, b""))
-            try:
-                order = Order.model_validate(body.get("order"))
-            except ValidationError:  # the api checked it: a bug, refused as not found
-                order = None
-            if order is None or body.get("op") != "redeem":
-                discount, reason, detail = 0, REJECT_COUPON_NOT_FOUND, ""
+            partner_id = req.user_id
+            after: Coupon | None = None
+            order_id, order_cents, discount, reason, detail, spends = "", 0, 0, "", "", ""
+            if op == "redeem":
+                try:
+                    order: Order | None = Order.model_validate(body.get("order"))
+                except ValidationError:  # the api checked it: a bug, refused as not found
+                    order = None
+                if order is None:
+                    reason = REJECT_COUPON_NOT_FOUND
+                else:
+                    order_id = order.order_id
+                    discount, reason, detail = redemption(coupon, template, order, at, budgets)
+                if not reason and coupon is not None and order is not None:
+                    order_cents = order.total_cents
+                    done_as = Redemption(
+                        partner_id=partner_id,
+                        order_id=order_id,
+                        order_cents=order_cents,
+                        discount_cents=discount,
+                        redeemed_at=at,
+                    )
+                    after = coupon.model_copy(update={"state": "used", "redemption": done_as})
+                    spends = "1,2"
+            elif op == "reverse":
+                order_id = str(body.get("order_id", ""))
+                back = reversal(coupon, partner_id, order_id)
+                if isinstance(back, str):
+                    reason = back
+                elif coupon is not None and coupon.redemption is not None:
+                    after = back
+                    order_cents = -coupon.redemption.order_cents
+                    discount = -coupon.redemption.discount_cents
+                    # A past day's budget is over: only today's gets the discount back.
+                    spends = "1,2" if utc_day(coupon.redemption.redeemed_at) == today else "1"
             else:
-                discount, reason, detail = redemption(coupon, template, order, at, budgets)
-            after = b""
-            if not reason and coupon is not None:
-                coupon = coupon.model_copy(update={"state": "used"})
-                after = coupon.model_dump_json().encode()
-                budgets = [Budget(b.key, b.limit, b.spent + discount) for b in budgets]
+                reason = REJECT_COUPON_NOT_FOUND
+            if after is not None:
+                budgets = [
+                    Budget(b.key, b.limit, b.spent + discount * (str(i + 1) in spends))
+                    for i, b in enumerate(budgets)
+                ]
+            else:
+                discount = 0
+            new_raw = after.model_dump_json().encode() if after is not None else b""
             if coupon_id:
-                current[coupon_id] = (after or raw, coupon)
-            order_id = order.order_id if order else ""
+                current[coupon_id] = (new_raw, after) if after is not None else (raw, coupon)
             outcome = _ENCODE(
                 req.key,
                 tenant_id,
                 template_id,
                 coupon_id,
                 coupon.user_id if coupon else "",
-                req.user_id,
+                partner_id,
                 req.request_id,
                 str(body.get("digest", "")),
-                "redeem",
-                "rejected" if reason else "redeemed",
+                op if op in WRITEOFF_OPS else "redeem",
+                "rejected" if after is None else APPLIED[str(op)],
                 reason,
                 detail,
                 order_id,
-                order.total_cents if order and not reason else 0,
+                order_cents,
                 discount,
                 batch_id,
                 at,
@@ -127,10 +162,12 @@ class Writeoffs:
                     outcome,
                     coupon_id,
                     raw,
-                    after,
-                    f"{req.user_id}:{order_id}" if after else "",
+                    new_raw,
+                    f"{partner_id}:{order_id}",
+                    "" if after is None else ("+" if op == "redeem" else "-"),
+                    "" if coupon is None or coupon.valid_until is None else coupon.valid_until,
                     discount,
-                    "1,2" if after else "",
+                    spends if after is not None else "",
                 )
             )
             results[req.key] = outcome

@@ -97,6 +97,17 @@ def code_rejection(
     return None
 
 
+class Redemption(_Frozen):
+    """How a used coupon was redeemed: a reversal needs the same partner and
+    order, and gives back exactly this discount."""
+
+    partner_id: str
+    order_id: str
+    order_cents: int
+    discount_cents: int
+    redeemed_at: int
+
+
 class Coupon(_Frozen):
     """A coupon in a shopper's wallet, as the ledger holds it (JSON, by coupon id).
     Its terms are its template's at claim time (``template_version``). It stops
@@ -115,6 +126,7 @@ class Coupon(_Frozen):
     valid_from: int | None
     valid_until: int | None
     state: CouponState = "available"
+    redemption: Redemption | None = None  # while used
 
     @classmethod
     def issue(

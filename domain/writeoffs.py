@@ -29,6 +29,7 @@ from domain.ids import ID_PATTERN, REQUEST_ID_PATTERN
 WriteoffOp = Literal["redeem", "reverse"]
 WriteoffStatus = Literal["redeemed", "reversed", "rejected"]
 WRITEOFF_OPS: frozenset[str] = frozenset({"redeem", "reverse"})
+APPLIED: dict[str, WriteoffStatus] = {"redeem": "redeemed", "reverse": "reversed"}
 
 REJECT_COUPON_NOT_FOUND = "coupon_not_found"
 REJECT_ALREADY_REDEEMED = "coupon_already_redeemed"
@@ -119,6 +120,27 @@ def redemption(
     if any(b.spent + discount > b.limit for b in budgets):
         return 0, REJECT_BUDGET, ""
     return discount, "", ""
+
+
+def reversal(coupon: Coupon | None, partner_id: str, order_id: str) -> Coupon | str:
+    """The coupon given back after its order was refunded, or why not: only the
+    partner that redeemed it, for that order, reverses it. It comes back
+    available and back on the expiry schedule: one whose window passed
+    meanwhile is expired by the sweep, with its event."""
+    if coupon is None:
+        return REJECT_COUPON_NOT_FOUND
+    done = coupon.redemption
+    if (
+        coupon.state != "used"
+        or done is None
+        or (done.partner_id, done.order_id)
+        != (
+            partner_id,
+            order_id,
+        )
+    ):
+        return REJECT_NOT_REDEEMED
+    return coupon.model_copy(update={"state": "available", "redemption": None})
 
 
 @dataclass(frozen=True, slots=True)

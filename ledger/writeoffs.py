@@ -24,9 +24,11 @@ class WriteoffEntry(NamedTuple):
     outcome: bytes
     coupon_id: str  # "" when the request named none
     before: bytes  # the coupon's JSON the decision was made on; b"" for none
-    after: bytes  # its JSON after the redemption; b"" when refused
-    order_key: str  # "<partner>:<order id>"; "" when refused
-    discount: int
+    after: bytes  # its JSON after the write-off; b"" when refused
+    order_key: str  # "<partner>:<order id>"
+    way: str  # "+" a redemption, "-" a reversal, "" refused
+    valid_until: int | str  # the coupon's, to schedule its expiry again on a reversal
+    discount: int  # negative for a reversal: the budgets get it back
     budgets: str  # 1-based indexes of the budgets it spends from, comma separated
 
 

@@ -68,7 +68,7 @@ def _record(template: CouponTemplate, partner: str, coupons: list[Coupon]) -> by
     rows: list[Row] = [
         (
             partner,
-            f"r-{c.coupon_id}",
+            f"r-{c.coupon_id}-{partner}",
             i,
             {
                 "op": "redeem",
@@ -156,3 +156,53 @@ async def test_an_order_below_the_threshold_is_refused_with_the_engine_reason(
         "coupon_not_applicable",
         "below_threshold",
     )
+
+
+def _reversals(template: CouponTemplate, partner: str, coupons: list[Coupon]) -> bytes:
+    rows: list[Row] = [
+        (
+            partner,
+            f"v-{c.coupon_id}",
+            i,
+            {"op": "reverse", "coupon": c.coupon_id, "order_id": f"o-{c.coupon_id}"},
+        )
+        for i, c in enumerate(coupons)
+    ]
+    return RequestRecord(WRITEOFF.name, TENANT, template.id, "api-test", rows).dumps()
+
+
+async def test_reversals_racing_redemptions_restore_coupons_and_budget_exactly(
+    host: OwnerHost, redis_url: str
+) -> None:
+    template = _install(redis_url, budget_cents=1_000_000)
+    coupons = _issue(redis_url, template, 400)
+    first, second = coupons[:200], coupons[200:]
+    for i in range(0, 200, 50):
+        await host.decide_batch(f"r{i}", [_record(template, "till", first[i : i + 50])])
+    client = redis.Redis.from_url(redis_url)
+    keys = TemplateKeys(TENANT, template.id)
+    assert int(client.get(keys.spent)) == 100_000
+
+    # Refunds of the first 200 race redemptions of the other 200, batch by batch.
+    batches = [[_reversals(template, "till", first[i : i + 25])] for i in range(0, 200, 25)]
+    batches += [[_record(template, "till", second[i : i + 25])] for i in range(0, 200, 25)]
+    random.Random(3).shuffle(batches)
+    results = await asyncio.gather(
+        *(host.decide_batch(f"m{i}", records) for i, records in enumerate(batches))
+    )
+    outcomes = [o for r in results for o in _decided(r)]
+    assert sorted({o["status"] for o in outcomes}) == ["redeemed", "reversed"]
+    assert sum(o["discount_cents"] for o in outcomes) == 0
+    assert int(client.get(keys.spent)) == 100_000
+    assert int(client.get(keys.redeemed)) == 200
+    stored = client.hmget(TenantKeys(TENANT).coupons, [c.coupon_id for c in coupons])
+    states = [Coupon.model_validate_json(s) for s in stored]
+    assert [c.state for c in states] == ["available"] * 200 + ["used"] * 200
+    assert all(c.redemption is None for c in states[:200])
+    orders = client.hmget(TenantKeys(TENANT).orders, [f"till:o-{c.coupon_id}" for c in coupons])
+    assert orders == [None] * 200 + [c.coupon_id.encode() for c in second]
+    # A reversed coupon is redeemable again; a reversal by another partner is refused.
+    again = await host.decide_batch("x", [_record(template, "till", first[:1])])
+    assert _decided(again)[0]["status"] == "redeemed"
+    [other] = _decided(await host.decide_batch("y", [_reversals(template, "other", first[:1])]))
+    assert (other["status"], other["reason"]) == ("rejected", "coupon_not_redeemed")
