@@ -23,8 +23,10 @@ from api import (
     routes_distributions,
     routes_draws,
     routes_ops,
+    routes_partners,
     routes_templates,
     routes_wallet,
+    routes_writeoffs,
 )
 from api.deps import Resources
 from api.draw_path import DrawPath
@@ -107,6 +109,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes_templates.router)
     app.include_router(routes_wallet.router)
     app.include_router(routes_ops.router)
+    app.include_router(routes_partners.router)
+    app.include_router(routes_writeoffs.router)
     return app
 
 

@@ -56,6 +56,26 @@ class TenantKeys:
         return f"{self.tag}:wallets"
 
     @property
+    def partners(self) -> str:
+        """Hash: partner id -> Partner JSON (domain.partners)."""
+        return f"{self.tag}:partners"
+
+    @property
+    def partner_secrets(self) -> str:
+        """Hash: partner id -> HMAC secret (HMAC-SHA256 partners only)."""
+        return f"{self.tag}:partner-secrets"
+
+    def nonce(self, suffix: str) -> str:
+        """A partner request's nonce, remembered for the signature window."""
+        return f"{self.tag}:nonce:{suffix}"
+
+    @property
+    def partner_requests(self) -> str:
+        """Hash: "<partner id>:<request id>" -> what the request stands for (JSON:
+        op, digest of its body, its template or coupons): a partner's idempotency keys."""
+        return f"{self.tag}:partner-requests"
+
+    @property
     def orders(self) -> str:
         """Hash: "<partner id>:<order id>" -> newline-separated ids of the coupons
         redeemed for that order, so a refund finds them."""
@@ -210,6 +230,8 @@ class TemplateKeys:
 
 # Set of every tenant id: the expiry sweep visits each tenant's expiries.
 TENANTS = f"{PREFIX}:tenants"
+# Hash: partner id -> tenant id. A signed request names only its partner.
+PARTNER_TENANTS = f"{PREFIX}:partner-tenants"
 
 
 def api_key_key(key_hash: str) -> str:

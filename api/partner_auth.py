@@ -1,0 +1,71 @@
+"""Signed partner requests: the dependency every partner route takes.
+
+It verifies the request as received (raw path and query, raw body) with
+``domain.signing.verify``, and only then remembers the nonce (SET NX EX for the
+request's window), so a forged request can never burn the nonce of a genuine
+one. Each refusal is a 401 with the signing rule's own code; a disabled partner
+is a 403.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from api.deps import Res
+from api.errors import ApiError
+from domain.signing import (
+    SignatureError,
+    nonce_key_suffix,
+    read_unverified_partner,
+    verify,
+)
+from ledger.partners import PartnerStore
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """A partner whose request verified: who it is and where it may act."""
+
+    partner_id: str
+    tenant_id: str
+    store_ids: tuple[str, ...]
+
+
+async def signed_partner(res: Res, request: Request) -> Caller:
+    body = await request.body()  # cached by Starlette: the route reads it again
+    store = PartnerStore(res.store.redis)
+    claimed = read_unverified_partner(request.headers)
+    found = await store.with_key(claimed) if claimed else None
+    scope = request.scope
+    try:
+        verified = verify(
+            request.method,
+            (scope.get("raw_path") or request.url.path.encode()).decode("ascii", "replace"),
+            scope["query_string"].decode("ascii", "replace"),
+            request.headers,
+            body,
+            lambda _: found.key if found else None,
+            time.time(),
+        )
+    except SignatureError as exc:
+        raise ApiError(401, exc.code, exc.message) from exc
+    assert found is not None  # verify refused an unknown partner
+    partner = found.partner
+    if not partner.enabled:
+        raise ApiError(403, "partner_disabled", "this partner is disabled; ask the merchant")
+    suffix = nonce_key_suffix(partner.id, verified.nonce)
+    if not await store.remember_nonce(partner.tenant_id, suffix, verified.nonce_ttl_s):
+        raise ApiError(
+            401,
+            "nonce_replayed",
+            "this nonce was already used: every request (a retry too) needs a fresh "
+            "nonce, timestamp and signature",
+        )
+    return Caller(partner.id, partner.tenant_id, partner.store_ids)
+
+
+SignedPartner = Annotated[Caller, Depends(signed_partner)]
