@@ -4,7 +4,8 @@ It verifies the request as received (raw path and query, raw body) with
 ``domain.signing.verify``, and only then remembers the nonce (SET NX EX for the
 request's window), so a forged request can never burn the nonce of a genuine
 one. Each refusal is a 401 with the signing rule's own code; a disabled partner
-is a 403.
+is a 403 (only once its signature verified: a stranger learns nothing of it), a
+body over `MAX_BODY_BYTES` a 413.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from fastapi import Depends, Request
 from api.deps import Res
 from api.errors import ApiError
 from domain.signing import (
+    NONCE_REPLAYED,
     SignatureError,
     nonce_key_suffix,
     read_unverified_partner,
@@ -33,10 +35,27 @@ class Caller:
     partner_id: str
     tenant_id: str
     store_ids: tuple[str, ...]
+    body_sha256: str  # of the body as received and verified
+
+
+# The body is read (and hashed) before the partner is known: bound what a stranger
+# can make the api buffer. A redemption with a long order is a few KB.
+MAX_BODY_BYTES = 1 << 20
+
+
+def _too_large() -> ApiError:
+    return ApiError(
+        413, "body_too_large", f"a partner request's body is at most {MAX_BODY_BYTES} bytes"
+    )
 
 
 async def signed_partner(res: Res, request: Request) -> Caller:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise _too_large()
     body = await request.body()  # cached by Starlette: the route reads it again
+    if len(body) > MAX_BODY_BYTES:
+        raise _too_large()
     store = PartnerStore(res.store.redis)
     claimed = read_unverified_partner(request.headers)
     found = await store.with_key(claimed) if claimed else None
@@ -61,11 +80,11 @@ async def signed_partner(res: Res, request: Request) -> Caller:
     if not await store.remember_nonce(partner.tenant_id, suffix, verified.nonce_ttl_s):
         raise ApiError(
             401,
-            "nonce_replayed",
+            NONCE_REPLAYED,
             "this nonce was already used: every request (a retry too) needs a fresh "
             "nonce, timestamp and signature",
         )
-    return Caller(partner.id, partner.tenant_id, partner.store_ids)
+    return Caller(partner.id, partner.tenant_id, partner.store_ids, verified.body_sha256)
 
 
 SignedPartner = Annotated[Caller, Depends(signed_partner)]

@@ -328,3 +328,8 @@ def distributions_key(tenant_id: str) -> str:
 
 
 UNFINISHED_DISTRIBUTIONS = f"{PREFIX}:distributions:unfinished"
+
+# Hash: SHA-256 of an RSA partner's public key (domain.partners.key_fingerprint) ->
+# partner id. The partner id is not signed (domain/signing.py), so one key must never
+# verify for two partners: registration claims the key here first.
+PARTNER_KEYS = f"{PREFIX}:partner-keys"

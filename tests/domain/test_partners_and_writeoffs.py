@@ -1,5 +1,6 @@
-"""Pure rules of partners and write-offs: what an operator may register, when
-a coupon is redeemed for what discount, and who may reverse it."""
+"""Pure rules of write-offs: when a coupon is redeemed for what discount, and
+who may reverse it (what an operator may register as a partner:
+tests/domain/test_partners.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,6 @@ from pydantic import ValidationError
 
 from domain.claims import Coupon, Redemption
 from domain.discount import Cart
-from domain.partners import PartnerFields
-from domain.signing import generate_rsa_key, public_pem
 from domain.writeoffs import (
     REJECT_ALREADY_REDEEMED,
     REJECT_BUDGET,
@@ -89,23 +88,3 @@ def test_the_digest_ignores_key_order_but_not_content() -> None:
     assert body_digest(canonical(one)) != body_digest(canonical(three))
     with pytest.raises(ValidationError, match="exactly one"):
         RedemptionRequest.model_validate({"request_id": "r", "order": one.order.model_dump()})
-
-
-def test_partner_fields_are_checked() -> None:
-    PartnerFields(
-        name="Till", algorithm="RSA-SHA256", public_key_pem=public_pem(generate_rsa_key()).decode()
-    )
-    for bad in (
-        {"name": "Till", "algorithm": "RSA-SHA256"},
-        {"name": "Till", "algorithm": "RSA-SHA256", "public_key_pem": "nope"},
-        {"name": "Till", "algorithm": "HMAC-SHA256", "public_key_pem": "x"},
-        {"name": "Till", "algorithm": "HMAC-SHA256", "store_ids": ["a b"]},
-        {
-            "name": "Till",
-            "algorithm": "HMAC-SHA256",
-            "budget_cents": 10,
-            "budget_per_day_cents": 11,
-        },
-    ):
-        with pytest.raises(ValidationError):
-            PartnerFields.model_validate(bad)

@@ -12,7 +12,6 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from domain.claims import Coupon
 from domain.coupons import CouponTemplate
@@ -255,32 +254,3 @@ def test_every_bad_signature_has_its_own_code(
         headers=sign_headers("GET", "/v1/partner/whoami", None, partner_id, key, algorithm),
     )
     assert_error(refused, 403, "partner_disabled")
-
-
-def test_partner_registration_is_checked_and_tenant_scoped(
-    pipeline: Pipeline, http: httpx.Client, partners: tuple[Tenant, Partners]
-) -> None:
-    tenant, registered = partners
-    other = pipeline.tenant()
-    before = _ok(http.get("/v1/admin/partners", headers=tenant.staff_headers))
-    assert {p["id"] for p in before} == {registered.rsa, registered.hmac}
-    assert all("secret" not in orjson.dumps(p).decode() for p in before)
-    short = public_pem(rsa.generate_private_key(public_exponent=65537, key_size=1024)).decode()
-    for body in (
-        {"name": "x", "algorithm": "RSA-SHA256", "public_key_pem": short},
-        {"name": "x", "algorithm": "RSA-SHA256", "public_key_pem": "not a key"},
-        {"name": "x", "algorithm": "RSA-SHA256"},
-        {"name": "x", "algorithm": "MD5"},
-        {"name": "x", "algorithm": "HMAC-SHA256", "store_ids": ["bad id!"]},
-        {"name": "", "algorithm": "HMAC-SHA256"},
-        {"name": "x", "algorithm": "HMAC-SHA256", "extra": 1},
-    ):
-        reply = http.post("/v1/admin/partners", json=body, headers=tenant.staff_headers)
-        assert_error(reply, 422, "invalid_partner")
-    assert _ok(http.get("/v1/admin/partners", headers=tenant.staff_headers)) == before
-    assert_error(
-        http.get(f"/v1/admin/partners/{registered.rsa}", headers=other.staff_headers),
-        404,
-        "partner_not_found",
-    )
-    assert _ok(http.get("/v1/admin/partners", headers=other.staff_headers)) == []
