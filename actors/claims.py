@@ -129,7 +129,7 @@ class TemplateClaims:
                 reason = code_rejection(known, code_batch, code in assigned)
             origin = "g" if grant else "c"
             if reason is None:
-                source = "distribution" if grant else ("code" if code else "claim")
+                source = "code" if code else ("distribution" if grant else "claim")
                 coupon = Coupon.issue(template, user_id, source, code or req.key, at)
                 if code:
                     assigned.add(code)

@@ -1,37 +1,30 @@
-"""The write-off kind: partners' redemptions, decided by the actor that owns the
-coupon's template.
+"""The write-off kind: partners' redemptions, locks, confirms, releases and
+reversals, decided by the actor that owns the coupon's template.
 
 Like coupon changes (actors/coupon_changes.py) nothing is held in memory: each
 batch reads the template, the coupons it names and the budgets' counters,
-decides every redemption in order (the discount engine prices the coupon on
-the order; two redemptions of one coupon in one batch: the first wins; each
-budget is spent as it goes), and commits with what it read, so a coupon or a
-budget changed meanwhile (another till, another template's actor spending the
-same partner budget) makes the ledger refuse and the batch be decided again.
+decides every request in order (domain.writeoffs.decide; two redemptions of
+one coupon in one batch: the first wins; each budget, the template's and the
+requesting partner's, is spent as it goes), and commits with what it read, so
+a coupon or a budget changed meanwhile (another till, another template's actor
+spending the same partner budget) makes the ledger refuse and the batch be
+decided again.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
-from domain.claims import Coupon, Redemption
+from domain.claims import Coupon
 from domain.coupons import CouponTemplate
 from domain.draw import utc_day
 from domain.events import now_ms
+from domain.partners import Partner
 from domain.road import Request
-from domain.writeoffs import (
-    APPLIED,
-    REJECT_COUPON_NOT_FOUND,
-    WRITEOFF_OPS,
-    Budget,
-    Order,
-    Writeoff,
-    redemption,
-    reversal,
-)
-from ledger.keys import TemplateKeys
+from domain.writeoffs import WRITEOFF_OPS, Budget, BudgetUnit, Writeoff, decide
+from ledger.keys import TemplateKeys, TenantKeys
 from ledger.writeoffs import WriteoffEntry, WriteoffLedger
 
 _ENCODE = Writeoff.encoder()
@@ -63,23 +56,49 @@ class Writeoffs:
         self, batch_id: str, tenant_id: str, template_id: str, unique: list[Request]
     ) -> tuple[dict[str, bytes], list[WriteoffEntry], list[tuple[str, int]]]:
         at = now_ms()
+        today = utc_day(at)
+        partner_ids = sorted({r.user_id for r in unique})
         keys = TemplateKeys(tenant_id, template_id)
-        budget_keys = [keys.spent, keys.spent_on(utc_day(at))]
-        ids = sorted({_coupon_id(r) for r in unique} - {""})
+        tenant = TenantKeys(tenant_id)
+        partner_keys = {p: _partner_keys(tenant, p, today) for p in partner_ids}
         found = await self._ledger.lookup(
-            tenant_id, template_id, [r.key for r in unique], ids, budget_keys
+            tenant_id,
+            template_id,
+            [r.key for r in unique],
+            sorted({_coupon_id(r) for r in unique} - {""}),
+            partner_ids,
+            [keys.spent, keys.spent_on(today), *(k for ks in partner_keys.values() for k in ks)],
         )
         template = _template(found.config)
         limits = template.limits if template else None
-        budgets = [
-            Budget(budget_keys[0], _limit(limits.budget_cents if limits else None), found.spent[0]),
-            Budget(
-                budget_keys[1],
-                _limit(limits.budget_per_day_cents if limits else None),
-                found.spent[1],
+        # Every budget a request of this batch spends from, as it stands with what
+        # the batch spent so far: the template's, then each partner's.
+        spent = dict(found.spent)
+        shared = [
+            _Budget(
+                keys.spent, limits.budget_cents if limits else None, "cents", False, "template"
+            ),
+            _Budget(
+                keys.spent_on(today),
+                limits.budget_per_day_cents if limits else None,
+                "cents",
+                True,
+                "template_day",
             ),
         ]
-        today = utc_day(at)
+        own: dict[str, list[_Budget]] = {}
+        for partner_id in partner_ids:
+            raw = found.partners.get(partner_id)
+            own[partner_id] = (
+                _partner_budgets(Partner.model_validate_json(raw), partner_keys[partner_id])
+                if raw
+                else []
+            )
+        index = {
+            b.key: i + 1 for i, b in enumerate(shared + [b for bs in own.values() for b in bs])
+        }
+        limit_of = {b.key: _limit(b.limit) for b in shared + [b for bs in own.values() for b in bs]}
+
         results: dict[str, bytes] = {}
         entries: list[WriteoffEntry] = []
         current: dict[str, tuple[bytes, Coupon | None]] = {}
@@ -88,55 +107,25 @@ class Writeoffs:
                 results[req.key] = done
                 continue
             body = _body(req)
-            op, coupon_id = body.get("op"), _coupon_id(req)
+            op, coupon_id, partner_id = str(body.get("op", "")), _coupon_id(req), req.user_id
             raw, coupon = current.get(coupon_id) or _coupon(found.coupons.get(coupon_id, b""))
-            partner_id = req.user_id
-            after: Coupon | None = None
-            order_id, order_cents, discount, reason, detail, spends = "", 0, 0, "", "", ""
-            if op == "redeem":
-                try:
-                    order: Order | None = Order.model_validate(body.get("order"))
-                except ValidationError:  # the api checked it: a bug, refused as not found
-                    order = None
-                if order is None:
-                    reason = REJECT_COUPON_NOT_FOUND
-                else:
-                    order_id = order.order_id
-                    discount, reason, detail = redemption(coupon, template, order, at, budgets)
-                if not reason and coupon is not None and order is not None:
-                    order_cents = order.total_cents
-                    done_as = Redemption(
-                        partner_id=partner_id,
-                        order_id=order_id,
-                        order_cents=order_cents,
-                        discount_cents=discount,
-                        redeemed_at=at,
-                    )
-                    after = coupon.model_copy(update={"state": "used", "redemption": done_as})
-                    spends = "1,2"
-            elif op == "reverse":
-                order_id = str(body.get("order_id", ""))
-                back = reversal(coupon, partner_id, order_id)
-                if isinstance(back, str):
-                    reason = back
-                elif coupon is not None and coupon.redemption is not None:
-                    after = back
-                    order_cents = -coupon.redemption.order_cents
-                    discount = -coupon.redemption.discount_cents
-                    # A past day's budget is over: only today's gets the discount back.
-                    spends = "1,2" if utc_day(coupon.redemption.redeemed_at) == today else "1"
-            else:
-                reason = REJECT_COUPON_NOT_FOUND
-            if after is not None:
-                budgets = [
-                    Budget(b.key, b.limit, b.spent + discount * (str(i + 1) in spends))
-                    for i, b in enumerate(budgets)
-                ]
-            else:
-                discount = 0
-            new_raw = after.model_dump_json().encode() if after is not None else b""
+            mine = shared + own.get(partner_id, [])
+            budgets = [
+                Budget(b.key, _limit(b.limit), spent.get(b.key, 0), b.unit, b.daily, b.name)
+                for b in mine
+            ]
+            d = decide(op, body, coupon, template, partner_id, at, budgets)
+            spends: list[str] = []
+            if d.after is not None:
+                for b in budgets:
+                    amount = b.cost(d.spend_cents, d.spend_redemptions)
+                    # A past day's budget is over: only today's gets a give-back.
+                    if amount and not (b.daily and d.spent_on not in (0, today)):
+                        spent[b.key] = spent.get(b.key, 0) + amount
+                        spends.append(f"{index[b.key]}:{amount}")
+            new_raw = d.after.model_dump_json().encode() if d.after is not None else b""
             if coupon_id:
-                current[coupon_id] = (new_raw, after) if after is not None else (raw, coupon)
+                current[coupon_id] = (new_raw, d.after) if d.after is not None else (raw, coupon)
             outcome = _ENCODE(
                 req.key,
                 tenant_id,
@@ -147,15 +136,16 @@ class Writeoffs:
                 req.request_id,
                 str(body.get("digest", "")),
                 op if op in WRITEOFF_OPS else "redeem",
-                "rejected" if after is None else APPLIED[str(op)],
-                reason,
-                detail,
-                order_id,
-                order_cents,
-                discount,
+                d.status,
+                d.reason,
+                d.detail,
+                d.order_id,
+                d.order_cents,
+                d.discount_cents,
                 batch_id,
                 at,
             )
+            lock = d.after.lock if d.after is not None else None
             entries.append(
                 WriteoffEntry(
                     req.key,
@@ -163,15 +153,51 @@ class Writeoffs:
                     coupon_id,
                     raw,
                     new_raw,
-                    f"{partner_id}:{order_id}",
-                    "" if after is None else ("+" if op == "redeem" else "-"),
+                    f"{partner_id}:{d.order_id}",
+                    d.order_index,
+                    d.expiry,
                     "" if coupon is None or coupon.valid_until is None else coupon.valid_until,
-                    discount,
-                    spends if after is not None else "",
+                    d.lock,
+                    lock.until if lock is not None else "",
+                    d.redeemed,
+                    ",".join(spends),
                 )
             )
             results[req.key] = outcome
-        return results, entries, [(b.key, b.limit) for b in budgets]
+        return results, entries, [(key, limit_of[key]) for key in index]
+
+
+class _Budget(NamedTuple):
+    key: str
+    limit: int | None
+    unit: BudgetUnit
+    daily: bool
+    name: str
+
+
+def _partner_keys(tenant: TenantKeys, partner_id: str, today: int) -> tuple[str, ...]:
+    return (
+        tenant.partner_spent(partner_id),
+        tenant.partner_spent(partner_id, today),
+        tenant.partner_redemptions(partner_id),
+        tenant.partner_redemptions(partner_id, today),
+    )
+
+
+def _partner_budgets(partner: Partner, keys: tuple[str, ...]) -> list[_Budget]:
+    total, day, count, day_count = keys
+    return [
+        _Budget(total, partner.budget_cents, "cents", False, "partner"),
+        _Budget(day, partner.budget_per_day_cents, "cents", True, "partner_day"),
+        _Budget(count, partner.budget_redemptions, "redemptions", False, "partner_redemptions"),
+        _Budget(
+            day_count,
+            partner.budget_per_day_redemptions,
+            "redemptions",
+            True,
+            "partner_day_redemptions",
+        ),
+    ]
 
 
 def _limit(cents: int | None) -> int:

@@ -17,12 +17,14 @@ from fastapi import FastAPI
 from api import (
     routes_activities,
     routes_admin,
+    routes_budgets,
     routes_claims,
     routes_codes,
     routes_coupons,
     routes_distributions,
     routes_draws,
     routes_ops,
+    routes_orders,
     routes_partners,
     routes_templates,
     routes_wallet,
@@ -111,6 +113,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes_ops.router)
     app.include_router(routes_partners.router)
     app.include_router(routes_writeoffs.router)
+    app.include_router(routes_orders.router)
+    app.include_router(routes_budgets.router)
     return app
 
 

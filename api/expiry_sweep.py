@@ -1,6 +1,7 @@
 """The expiry sweep: coupons whose window has passed go on the road as ``expire``
 changes, so each expired coupon is decided once by its template's actor and
-becomes one ``expired`` event.
+becomes one ``expired`` event; partners' locks that ended unconfirmed go on it
+as ``release`` write-offs (TenantKeys.locks), each one ``released`` event.
 
 Every api instance sweeps. That is safe because the request id of an expiry is
 derived from the coupon (``change_request_id``): two instances asking for the
@@ -27,7 +28,7 @@ from api.road import Road
 from domain.claims import Coupon
 from domain.coupon_changes import EXPIRY_GRACE_MS, change_request_id
 from domain.events import now_ms
-from domain.road import COUPON, Row
+from domain.road import COUPON, WRITEOFF, Row
 from ledger.keys import TENANTS, TenantKeys
 
 log = logging.getLogger("carnival.api.expiry")
@@ -85,6 +86,44 @@ class ExpirySweep:
         return asked
 
     async def _sweep_tenant(self, tenant_id: str, monotonic: float) -> int:
+        return await self._sweep_expiries(tenant_id, monotonic) + await self._sweep_locks(
+            tenant_id, monotonic
+        )
+
+    async def _sweep_locks(self, tenant_id: str, monotonic: float) -> int:
+        """Release every lock that ended unconfirmed: its coupon and the budgets it
+        reserved come back. The request id is the lock's (coupon and lock time), so
+        a release asked twice is decided once, and a lock taken again since (a new
+        lock time) is not released by an old one's request."""
+        keys = TenantKeys(tenant_id)
+        due = [
+            i.decode()
+            for i in await self._redis.zrangebyscore(
+                keys.locks, 0, now_ms(), start=0, num=SWEEP_BATCH
+            )
+        ]
+        fresh = [i for i in due if f"lock:{i}" not in self._asked]
+        by_template: defaultdict[str, list[Row]] = defaultdict(list)
+        for raw in await self._redis.hmget(keys.coupons, fresh) if fresh else []:
+            coupon = _coupon(raw)
+            if coupon is None or coupon.lock is None:
+                continue
+            lock = coupon.lock
+            body = {"op": "release", "coupon": coupon.coupon_id, "order_id": lock.order_id}
+            by_template[coupon.template_id].append(
+                (
+                    lock.partner_id,
+                    f"unlock-{coupon.coupon_id}-{lock.locked_at}",
+                    0,
+                    {**body, "expired": True},
+                )
+            )
+            self._asked[f"lock:{coupon.coupon_id}"] = monotonic
+        for template_id, rows in by_template.items():
+            await self._road.submit(WRITEOFF, tenant_id, template_id, rows)
+        return sum(len(rows) for rows in by_template.values())
+
+    async def _sweep_expiries(self, tenant_id: str, monotonic: float) -> int:
         keys = TenantKeys(tenant_id)
         due_before = now_ms() - EXPIRY_GRACE_MS
         asked, offset = 0, 0

@@ -18,6 +18,7 @@ from pydantic import Field
 
 from domain.activity import _Frozen
 from domain.coupons import CouponTemplate, TemplateStatus
+from domain.discount import Cart
 from domain.events import Event, now_ms
 
 TEMPLATE_TRANSITIONS: dict[TemplateStatus, frozenset[TemplateStatus]] = {
@@ -41,7 +42,7 @@ REJECT_CODE_NOT_FOUND = "code_not_found"
 REJECT_CODE_NOT_AVAILABLE = "code_not_available"
 
 CouponSource = Literal["claim", "draw", "distribution", "code"]
-CouponState = Literal["available", "used", "voided", "expired"]
+CouponState = Literal["available", "locked", "used", "voided", "expired"]
 ClaimStatus = Literal["issued", "rejected"]
 
 # 128 bits: a coupon id is a bearer secret at a partner's till.
@@ -99,13 +100,28 @@ def code_rejection(
 
 class Redemption(_Frozen):
     """How a used coupon was redeemed: a reversal needs the same partner and
-    order, and gives back exactly this discount."""
+    order, and gives back exactly this discount. ``order`` is what is left of
+    the order after partial refunds: a further refund is priced on it."""
 
     partner_id: str
     order_id: str
     order_cents: int
     discount_cents: int
     redeemed_at: int
+    order: Cart | None = None  # None on coupons redeemed before partial refunds existed
+
+
+class Lock(_Frozen):
+    """A coupon held for one partner's order until ``until``: its discount is
+    priced and its budgets reserved at lock time, so a confirm cannot fail on
+    them; a release (or the lock's expiry) gives them back."""
+
+    partner_id: str
+    order_id: str
+    order: Cart
+    discount_cents: int
+    locked_at: int
+    until: int
 
 
 class Coupon(_Frozen):
@@ -127,6 +143,7 @@ class Coupon(_Frozen):
     valid_until: int | None
     state: CouponState = "available"
     redemption: Redemption | None = None  # while used
+    lock: Lock | None = None  # while locked
 
     @classmethod
     def issue(

@@ -84,7 +84,7 @@ class PartnerFields(_Frozen):
     # HMAC-SHA256: leave it out; Carnival issues the secret.
     public_key_pem: str | None = Field(default=None, max_length=MAX_PEM_CHARS)
     store_ids: tuple[str, ...] = Field(default=(), max_length=MAX_STORES)
-    # Budgets are stored and shown; the write-off path will enforce them. None = no limit
+    # Enforced on every redemption and lock (actors/writeoffs.py). None = no limit
     # (a budget of 0 would be a disabled partner: disable it instead).
     budget_cents: int | None = Field(default=None, ge=1, le=MAX_CENTS)
     budget_per_day_cents: int | None = Field(default=None, ge=1, le=MAX_CENTS)  # UTC days

@@ -1,24 +1,26 @@
--- Commit one batch of write-offs (redemptions, reversals) for one template, atomically.
+-- Commit one batch of write-offs (redemptions, locks, confirms, releases,
+-- reversals) for one template, atomically.
 -- KEYS: 1 the template's write-off outcomes (request key -> event), 2 tenant
 --       coupons (id -> JSON), 3 tenant expiries, 4 tenant orders
 --       ("<partner>:<order id>" -> newline-separated coupon ids), 5 the template's
---       redemption count, then b budget counters (discount cents spent)
---       (all share the tenant's hash tag)
--- ARGV: 1 n decisions, 2 b budgets, then b x limit (cents; the counter may
---       never pass it), then n x (request_key, outcome, coupon id ('' for none),
---       the coupon's JSON as read ('' for none), its JSON after ('' when
---       refused), order key, '+' (a redemption: the coupon joins the order, leaves
---       the expiry schedule) or '-' (a reversal: it leaves the order, and goes back
---       on the schedule at the valid_until that follows) or '' (refused),
---       valid_until ('' for none), discount cents (negative for a reversal),
---       budget indexes it spends from (1-based, comma separated))
+--       redemption count, 6 tenant locks (coupon id -> lock end), then b budget
+--       counters (all share the tenant's hash tag)
+-- ARGV: 1 n decisions, 2 b budgets, then b x limit (the counter may never pass
+--       it), then n x (request_key, outcome, coupon id ('' for none), the
+--       coupon's JSON as read ('' for none), its JSON after ('' when refused),
+--       order key, order '+' (the coupon joins the order) / '-' (leaves it) / '',
+--       expiry '+' (back on the schedule at valid_until) / '-' (off it) / '',
+--       valid_until ('' for none), lock '+' (on the lock schedule at the lock's
+--       end) / '-' (off it) / '', the lock's end, redeemed count delta,
+--       budget spending "<1-based budget index>:<signed amount>,...")
 -- Every coupon must still be as the actor read it and every budget must hold
 -- the batch's net spending, else nothing is written and the actor decides again
--- on a fresh read: two tills redeeming one coupon, or a reversal racing a
--- redemption, can never lose one another's effect.
+-- on a fresh read: two tills redeeming one coupon, a reversal racing a
+-- redemption, or two templates' actors spending one partner's budget can never
+-- lose one another's effect.
 local n, b = tonumber(ARGV[1]), tonumber(ARGV[2])
-local O, W = 3 + b, 10
-local B = 5
+local O, W = 3 + b, 13
+local B = 6
 
 local current, spend = {}, {}
 for j = 1, b do spend[j] = 0 end
@@ -31,9 +33,9 @@ for i = 0, n - 1 do
     if current[id] ~= ARGV[at + 3] then return {'stale', 'coupon:' .. id} end
     if ARGV[at + 4] ~= '' then
       current[id] = ARGV[at + 4]
-      for j in string.gmatch(ARGV[at + 9], '%d+') do
+      for j, amount in string.gmatch(ARGV[at + 12], '(%d+):(-?%d+)') do
         j = tonumber(j)
-        spend[j] = spend[j] + tonumber(ARGV[at + 8])
+        spend[j] = spend[j] + tonumber(amount)
       end
     end
   end
@@ -47,27 +49,36 @@ end
 local redeemed = 0
 for i = 0, n - 1 do
   local at = O + i * W
-  local id, order, way = ARGV[at + 2], ARGV[at + 5], ARGV[at + 6]
+  local id, order = ARGV[at + 2], ARGV[at + 5]
   if ARGV[at + 4] ~= '' then
     redis.call('HSET', KEYS[2], id, ARGV[at + 4])
-    local ids = redis.call('HGET', KEYS[4], order)
-    if way == '+' then
-      redeemed = redeemed + 1
-      redis.call('ZREM', KEYS[3], id)
-      redis.call('HSET', KEYS[4], order, ids and (ids .. '\n' .. id) or id)
-    else
-      redeemed = redeemed - 1
-      if ARGV[at + 7] ~= '' then redis.call('ZADD', KEYS[3], ARGV[at + 7], id) end
+    local way = ARGV[at + 6]
+    if way ~= '' then
+      local ids = redis.call('HGET', KEYS[4], order)
       local left = {}
       for other in string.gmatch(ids or '', '[^\n]+') do
         if other ~= id then left[#left + 1] = other end
       end
+      if way == '+' then left[#left + 1] = id end
       if #left > 0 then
         redis.call('HSET', KEYS[4], order, table.concat(left, '\n'))
       else
         redis.call('HDEL', KEYS[4], order)
       end
     end
+    local expiry = ARGV[at + 7]
+    if expiry == '-' then
+      redis.call('ZREM', KEYS[3], id)
+    elseif expiry == '+' and ARGV[at + 8] ~= '' then
+      redis.call('ZADD', KEYS[3], ARGV[at + 8], id)
+    end
+    local lock = ARGV[at + 9]
+    if lock == '-' then
+      redis.call('ZREM', KEYS[6], id)
+    elseif lock == '+' then
+      redis.call('ZADD', KEYS[6], ARGV[at + 10], id)
+    end
+    redeemed = redeemed + tonumber(ARGV[at + 11])
   end
   redis.call('HSET', KEYS[1], ARGV[at], ARGV[at + 1])
 end

@@ -78,7 +78,7 @@ class TenantKeys:
     @property
     def orders(self) -> str:
         """Hash: "<partner id>:<order id>" -> newline-separated ids of the coupons
-        redeemed for that order, so a refund finds them."""
+        redeemed or locked for that order, so a confirm, release or refund finds them."""
         return f"{self.tag}:orders"
 
     @property
@@ -86,6 +86,23 @@ class TenantKeys:
         """Sorted set: coupon id -> valid_until, for every available coupon that has
         one; the expiry sweep reads what is due, the change that ends it removes it."""
         return f"{self.tag}:expiries"
+
+    @property
+    def locks(self) -> str:
+        """Sorted set: coupon id -> the end of its lock, for every locked coupon; the
+        sweep releases what is due, the confirm or release that ends it removes it."""
+        return f"{self.tag}:locks"
+
+    def partner_spent(self, partner_id: str, yyyymmdd: int | None = None) -> str:
+        """A partner's discount cents spent on redemptions (net of give-backs), in
+        all or on one UTC day."""
+        day = "" if yyyymmdd is None else f":{yyyymmdd}"
+        return f"{self.tag}:partner:{partner_id}:spent{day}"
+
+    def partner_redemptions(self, partner_id: str, yyyymmdd: int | None = None) -> str:
+        """A partner's redemptions (locks count until released), in all or on one day."""
+        day = "" if yyyymmdd is None else f":{yyyymmdd}"
+        return f"{self.tag}:partner:{partner_id}:redemptions{day}"
 
     def activity(self, activity_id: str) -> ActivityKeys:
         return ActivityKeys(self.tenant_id, activity_id)

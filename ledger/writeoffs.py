@@ -1,5 +1,6 @@
 """The actor's side of the ledger for write-offs: read what a batch of
-redemptions is decided on (the template, its coupons, the budgets' counters),
+write-offs is decided on (the template, its coupons, the partners' budgets and
+the budgets' counters),
 commit its decisions (ledger/commit_writeoffs.lua) through the shared
 ``Committer``, in decision order."""
 
@@ -26,17 +27,21 @@ class WriteoffEntry(NamedTuple):
     before: bytes  # the coupon's JSON the decision was made on; b"" for none
     after: bytes  # its JSON after the write-off; b"" when refused
     order_key: str  # "<partner>:<order id>"
-    way: str  # "+" a redemption, "-" a reversal, "" refused
-    valid_until: int | str  # the coupon's, to schedule its expiry again on a reversal
-    discount: int  # negative for a reversal: the budgets get it back
-    budgets: str  # 1-based indexes of the budgets it spends from, comma separated
+    order: str  # "+" the coupon joins the order, "-" it leaves, "" neither
+    expiry: str  # "+" back on the expiry schedule, "-" off it, "" neither
+    valid_until: int | str  # the coupon's ("" for none), where "+" schedules it
+    lock: str  # "+" on the lock schedule, "-" off it, "" neither
+    lock_until: int | str  # where "+" schedules it
+    redeemed: int  # the template's redeemed count changes by this
+    spends: str  # "<1-based budget index>:<signed amount>,..."
 
 
 class WriteoffLookup(NamedTuple):
     config: bytes | None
     outcomes: list[bytes | None]
     coupons: dict[str, bytes]
-    spent: list[int]  # per budget counter asked for
+    partners: dict[str, bytes]  # partner id -> Partner JSON, for their budgets
+    spent: dict[str, int]  # per budget counter asked for
 
 
 class WriteoffLedger:
@@ -50,18 +55,24 @@ class WriteoffLedger:
         template_id: str,
         request_keys: list[str],
         coupon_ids: list[str],
+        partner_ids: list[str],
         budget_keys: list[str],
     ) -> WriteoffLookup:
         keys = TemplateKeys(tenant_id, template_id)
+        tenant = TenantKeys(tenant_id)
         pipe = self._redis.pipeline(transaction=False)
         pipe.get(keys.config)
         pipe.hmget(keys.writeoffs, request_keys)
-        pipe.hmget(TenantKeys(tenant_id).coupons, coupon_ids or [""])
+        pipe.hmget(tenant.coupons, coupon_ids or [""])
+        pipe.hmget(tenant.partners, partner_ids or [""])
         pipe.mget(budget_keys or [keys.spent])
-        config, outcomes, found, spent = await pipe.execute()
-        coupons = {c: raw for c, raw in zip(coupon_ids, found, strict=False) if raw is not None}
+        config, outcomes, found, partners, spent = await pipe.execute()
         return WriteoffLookup(
-            config, outcomes, coupons, [int(s or 0) for s in spent][: len(budget_keys)]
+            config,
+            outcomes,
+            {c: raw for c, raw in zip(coupon_ids, found, strict=False) if raw is not None},
+            {p: raw for p, raw in zip(partner_ids, partners, strict=False) if raw is not None},
+            {k: int(v or 0) for k, v in zip(budget_keys, spent, strict=False)},
         )
 
     def commit(
@@ -87,6 +98,7 @@ class WriteoffLedger:
                 tenant.expiries,
                 tenant.orders,
                 keys.redeemed,
+                tenant.locks,
                 *(key for key, _ in budgets),
             ],
             args,

@@ -14,6 +14,8 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
+from domain.writeoffs import SETTLED
+
 _TOTALS_SQL = """
 SELECT
     uniqExact(event_id)                        AS outcomes,
@@ -117,16 +119,18 @@ FROM coupon_changes
 WHERE tenant_id = {tenant_id:String} AND template_id = {template_id:String}
 """
 
-_WRITEOFFS_SQL = """
+# Locks only reserve and releases undo them: money moves with the settled statuses.
+_SETTLED = ", ".join(f"'{s}'" for s in sorted(SETTLED))
+_WRITEOFFS_SQL = f"""
 SELECT
-    uniqExactIf(event_id, status = 'redeemed')                     AS redeemed,
-    sumIf(discount_cents, status IN ('redeemed', 'reversed'))       AS discount_cents,
-    sumIf(order_cents, status IN ('redeemed', 'reversed'))          AS order_cents
+    uniqExactIf(event_id, status = 'redeemed')        AS redeemed,
+    sumIf(discount_cents, status IN ({_SETTLED}))    AS discount_cents,
+    sumIf(order_cents, status IN ({_SETTLED}))       AS order_cents
 FROM (
     SELECT event_id, any(status) AS status, any(discount_cents) AS discount_cents,
            any(order_cents) AS order_cents
     FROM writeoffs
-    WHERE tenant_id = {tenant_id:String} AND template_id = {template_id:String}
+    WHERE tenant_id = {{tenant_id:String}} AND template_id = {{template_id:String}}
     GROUP BY event_id
 )
 """
