@@ -170,55 +170,43 @@ async def _outcome(res: Res, partner: SignedPartner, request_id: str, op: str) -
     return await _answer(res, partner, request_id, known, ask=False)
 
 
-_RESPONSES: dict[int | str, dict[str, Any]] = {202: {"model": Ticket}}
+_SUMMARIES = {
+    "confirm": "The order is paid: redeem every coupon you locked for it",
+    "release": "The checkout was abandoned: release every coupon you locked for the order",
+    "reverse": "The order was refunded (all of it, or the lines named): its coupons come back",
+}
 
 
-@router.post(
-    "/confirmations",
-    response_model=OrderResult,
-    responses=_RESPONSES,
-    summary="The order is paid: redeem every coupon you locked for it",
-)
-async def confirm(res: Res, partner: SignedPartner, request: Request) -> Response:
-    return await _act(res, partner, request, "confirm")
+def _routes(op: str) -> None:
+    """``POST /v1/partner/<path>`` and its poll ``GET …/<path>/{request_id}``."""
+    path = _OPS[op][2]
+
+    async def act(res: Res, partner: SignedPartner, request: Request) -> Response:
+        return await _act(res, partner, request, op)
+
+    async def poll(res: Res, partner: SignedPartner, request_id: str = RequestId) -> Response:
+        return await _outcome(res, partner, request_id, op)
+
+    responses: dict[int | str, dict[str, Any]] = {202: {"model": Ticket}}
+    router.add_api_route(
+        f"/{path}",
+        act,
+        methods=["POST"],
+        response_model=OrderResult,
+        responses=responses,
+        summary=_SUMMARIES[op],
+        name=op,
+    )
+    router.add_api_route(
+        f"/{path}/{{request_id}}",
+        poll,
+        methods=["GET"],
+        response_model=OrderResult,
+        responses=responses,
+        summary=f"The outcome of an earlier {path[:-1]} (202 while pending)",
+        name=f"{op}_outcome",
+    )
 
 
-@router.get("/confirmations/{request_id}", response_model=OrderResult, responses=_RESPONSES)
-async def confirmation_outcome(
-    res: Res, partner: SignedPartner, request_id: str = RequestId
-) -> Response:
-    return await _outcome(res, partner, request_id, "confirm")
-
-
-@router.post(
-    "/releases",
-    response_model=OrderResult,
-    responses=_RESPONSES,
-    summary="The checkout was abandoned: release every coupon you locked for the order",
-)
-async def release(res: Res, partner: SignedPartner, request: Request) -> Response:
-    return await _act(res, partner, request, "release")
-
-
-@router.get("/releases/{request_id}", response_model=OrderResult, responses=_RESPONSES)
-async def release_outcome(
-    res: Res, partner: SignedPartner, request_id: str = RequestId
-) -> Response:
-    return await _outcome(res, partner, request_id, "release")
-
-
-@router.post(
-    "/reversals",
-    response_model=OrderResult,
-    responses=_RESPONSES,
-    summary="The order was refunded (all of it, or the lines named): its coupons come back",
-)
-async def reverse(res: Res, partner: SignedPartner, request: Request) -> Response:
-    return await _act(res, partner, request, "reverse")
-
-
-@router.get("/reversals/{request_id}", response_model=OrderResult, responses=_RESPONSES)
-async def reversal_outcome(
-    res: Res, partner: SignedPartner, request_id: str = RequestId
-) -> Response:
-    return await _outcome(res, partner, request_id, "reverse")
+for _op in _OPS:
+    _routes(_op)

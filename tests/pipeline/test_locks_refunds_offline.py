@@ -14,7 +14,7 @@ from domain.signing import PartnerAuth
 from ledger.keys import TemplateKeys, TenantKeys
 from tests.pipeline.conftest import Pipeline, Tenant, assert_error, wait_for
 from tests.pipeline.test_codes_api import _export, _generate
-from tests.pipeline.test_writeoffs import _ok, _seed, _settle, _template
+from tests.pipeline.test_writeoffs import _ok, _seed, _settle, _template, stats_when
 
 TEE = {"sku": "tee", "category": "clothes", "unit_cents": 2500, "qty": 2}
 CAP = {"sku": "cap", "category": "clothes", "unit_cents": 1000, "qty": 1}
@@ -128,18 +128,7 @@ def test_lock_confirm_release_and_a_lock_that_ends_by_itself(
         assert_error(till.post("/v1/partner/locks", json=bad), 422, "invalid_lock")
 
     # Every step is one write-off event in ClickHouse; only the confirm settles money.
-    stats = wait_for(
-        lambda: (
-            (s := http.get(f"/v1/stats/templates/{template.id}", headers=tenant.staff_headers))
-            .json()
-            .get("redeemed")
-            == 1
-            and s.json()
-        ),
-        60,
-        "the confirmed redemption in ClickHouse",
-    )
-    assert (stats["discount_cents"], stats["order_cents"]) == (500, 5300)
+    stats_when(http, tenant, template.id, redeemed=1, discount_cents=500, order_cents=5300)
 
 
 def test_partial_refunds_price_the_coupon_again(pipeline: Pipeline, http: httpx.Client) -> None:
@@ -186,28 +175,8 @@ def test_partial_refunds_price_the_coupon_again(pipeline: Pipeline, http: httpx.
         back = _ok(till.post("/v1/partner/reversals", json=drop_tee))
         assert [(c["status"], c["discount_cents"]) for c in back["coupons"]] == [("reversed", 500)]
         assert _coupon(http, tenant, five_off)["state"] == "available"
-    stats = wait_for(
-        lambda: (
-            (s := http.get(f"/v1/stats/templates/{percent.id}", headers=tenant.staff_headers))
-            .json()
-            .get("redeemed")
-            == 1
-            and s.json()
-        ),
-        60,
-        "the redemption in ClickHouse",
-    )
-    wait_for(
-        lambda: (
-            http.get(f"/v1/stats/templates/{percent.id}", headers=tenant.staff_headers).json()[
-                "discount_cents"
-            ]
-            == 0
-        ),
-        60,
-        "the refunds in ClickHouse",
-    )
-    assert stats["redeemed"] == 1
+    # Redeemed once, then refunded in two steps: no discount left in the stats.
+    stats_when(http, tenant, percent.id, redeemed=1, discount_cents=0, order_cents=0)
 
 
 def test_a_partner_budget_holds_across_templates_under_concurrency(

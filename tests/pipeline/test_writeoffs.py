@@ -53,6 +53,19 @@ def _seed(pipeline: Pipeline, template: CouponTemplate, n: int) -> list[str]:
     return [c.coupon_id for c in coupons]
 
 
+def stats_when(
+    http: httpx.Client, tenant: Tenant, template_id: str, **expected: int
+) -> dict[str, Any]:
+    """The template's stats once ClickHouse shows every ``expected`` figure."""
+    path = f"/v1/stats/templates/{template_id}"
+
+    def seen() -> dict[str, Any] | None:
+        stats = _ok(http.get(path, headers=tenant.staff_headers))
+        return stats if all(stats.get(k) == v for k, v in expected.items()) else None
+
+    return wait_for(seen, 60, f"{expected} in the stats of {template_id}")
+
+
 class Partners:
     def __init__(self, http: httpx.Client, tenant: Tenant) -> None:
         self.rsa_key = generate_rsa_key()
@@ -144,18 +157,8 @@ def test_two_partners_racing_redeem_every_coupon_once(
     keys = TemplateKeys(tenant.tenant_id, template.id)
     assert int(pipeline.redis.get(keys.spent)) == sum(r["discount_cents"] for r in ok)
     assert int(pipeline.redis.get(keys.redeemed)) == 1000
-    stats = wait_for(
-        lambda: (
-            (s := http.get(f"/v1/stats/templates/{template.id}", headers=tenant.staff_headers))
-            .json()
-            .get("redeemed")
-            == 1000
-            and s.json()
-        ),
-        60,
-        "1000 redemptions in ClickHouse",
-    )
-    assert (stats["discount_cents"], stats["order_cents"]) == (500_000, 5_300_000)
+    stats_when(http, tenant, template.id, redeemed=1000, discount_cents=500_000)
+    assert stats_when(http, tenant, template.id)["order_cents"] == 5_300_000
 
 
 def test_request_ids_are_idempotent_and_reversals_restore_exactly(
