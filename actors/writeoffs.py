@@ -13,17 +13,20 @@ decided again.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
 from domain.claims import Coupon
+from domain.codes import CodeError, CodeState, transition
 from domain.coupons import CouponTemplate
 from domain.draw import utc_day
 from domain.events import now_ms
 from domain.partners import Partner
 from domain.road import Request
 from domain.writeoffs import WRITEOFF_OPS, Budget, BudgetUnit, Writeoff, decide
+from ledger.codes import CodeRecord
 from ledger.keys import TemplateKeys, TenantKeys
 from ledger.writeoffs import WriteoffEntry, WriteoffLedger
 
@@ -71,6 +74,7 @@ class Writeoffs:
         )
         template = _template(found.config)
         limits = template.limits if template else None
+        code_records = await self._ledger.codes(tenant_id, _codes(found.coupons))
         # Every budget a request of this batch spends from, as it stands with what
         # the batch spent so far: the template's, then each partner's.
         spent = dict(found.spent)
@@ -146,6 +150,9 @@ class Writeoffs:
                 at,
             )
             lock = d.after.lock if d.after is not None else None
+            code, code_before, code_after = _code_change(coupon, d.redeemed, code_records)
+            if code:
+                code_records[code] = code_after.encode()
             entries.append(
                 WriteoffEntry(
                     req.key,
@@ -161,10 +168,40 @@ class Writeoffs:
                     lock.until if lock is not None else "",
                     d.redeemed,
                     ",".join(spends),
+                    code,
+                    code_before,
+                    code_after,
                 )
             )
             results[req.key] = outcome
         return results, entries, [(key, limit_of[key]) for key in index]
+
+
+def _codes(coupons: dict[str, bytes]) -> list[str]:
+    """The codes the batch's coupons stand for (coupons claimed or bound by a code)."""
+    return sorted(
+        {c.source_id for _, c in map(_coupon, coupons.values()) if c and c.source == "code"}
+    )
+
+
+def _code_change(
+    coupon: Coupon | None, redeemed: int, records: dict[str, bytes]
+) -> tuple[str, str, str]:
+    """``(code, record as read, record after)`` when a redemption (or its
+    reversal) moves the code its coupon stands for; empty strings otherwise."""
+    if coupon is None or coupon.source != "code" or not redeemed:
+        return "", "", ""
+    raw = records.get(coupon.source_id)
+    if raw is None:
+        return "", "", ""
+    record = CodeRecord.decode(coupon.source_id, raw)
+    to: CodeState = "redeemed" if redeemed > 0 else "assigned"
+    try:
+        state = transition(record.state, to, reversal=redeemed < 0)
+    except CodeError:  # a voided code: the coupon's own state decided
+        return "", "", ""
+    after = dataclasses.replace(record, state=state)
+    return record.code, raw.decode(), after.encode()
 
 
 class _Budget(NamedTuple):

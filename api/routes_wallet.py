@@ -16,15 +16,13 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from api.deps import Res, Shopper
 from api.errors import validation_error
-from domain.claims import Coupon
+from domain.claims import Coupon, CouponState
 from domain.coupons import CouponKind, CouponTemplate, FlashPrice, Scope
 from domain.discount import REASON_MESSAGES, Candidate, Cart, best_combination
 from domain.events import now_ms
 from ledger.templates import TemplateStore
 
 router = APIRouter(prefix="/v1/wallet", tags=["shopper"])
-
-ShownState = Literal["available", "used", "expired", "voided"]
 
 
 class WalletCoupon(BaseModel):
@@ -42,7 +40,7 @@ class WalletCoupon(BaseModel):
     claimed_at: int
     valid_from: int | None
     valid_until: int | None  # excluded: the coupon expires at this millisecond
-    state: ShownState
+    state: CouponState  # as shown: an available coupon past its window shows expired
 
 
 class BestRequest(BaseModel):
@@ -89,7 +87,7 @@ async def _held(res: Res, shopper: Shopper) -> list[tuple[Coupon, CouponTemplate
 async def list_wallet(
     res: Res,
     shopper: Shopper,
-    state: Annotated[ShownState | Literal["all"], Query()] = "all",
+    state: Annotated[CouponState | Literal["all"], Query()] = "all",
 ) -> list[WalletCoupon]:
     """My coupons, oldest first; an available coupon past its window shows as expired."""
     at = now_ms()

@@ -154,7 +154,7 @@ async def find_coupon(res: Res, partner: Caller, coupon_id: str | None, code: st
         if record.state == "available":
             await _bind_offline(res, partner, canonical, record.batch_id)
             record = await codes.code(tenant_id, canonical)
-        if record is None or record.state != "assigned" or not record.coupon_id:
+        if record is None or record.state not in ("assigned", "redeemed") or not record.coupon_id:
             state = record.state if record else "gone"
             raise ApiError(
                 409,

@@ -535,14 +535,15 @@ def _external_problem(
 CodeState = Literal["available", "assigned", "redeemed", "voided"]
 
 CODE_TRANSITIONS: Mapping[CodeState, frozenset[CodeState]] = {
-    # A code may be redeemed without being assigned first (a printed code).
-    "available": frozenset({"assigned", "redeemed", "voided"}),
+    # A code is bound to its coupon before it is redeemed, a printed code too (the
+    # till's redemption binds it first): the coupon carries the redemption.
+    "available": frozenset({"assigned", "voided"}),
     "assigned": frozenset({"redeemed", "voided"}),
-    # Only a reversal (a refunded order) puts a redeemed code back in circulation.
-    "redeemed": frozenset({"available"}),
+    # Only a reversal (a refunded order) gives a redeemed code's coupon back.
+    "redeemed": frozenset({"assigned"}),
     "voided": frozenset(),
 }
-REVERSALS: frozenset[tuple[CodeState, CodeState]] = frozenset({("redeemed", "available")})
+REVERSALS: frozenset[tuple[CodeState, CodeState]] = frozenset({("redeemed", "assigned")})
 
 
 def transition(state: CodeState, to: CodeState, *, reversal: bool = False) -> CodeState:

@@ -3,8 +3,9 @@
 -- KEYS: 1 the template's write-off outcomes (request key -> event), 2 tenant
 --       coupons (id -> JSON), 3 tenant expiries, 4 tenant orders
 --       ("<partner>:<order id>" -> newline-separated coupon ids), 5 the template's
---       redemption count, 6 tenant locks (coupon id -> lock end), then b budget
---       counters (all share the tenant's hash tag)
+--       redemption count, 6 tenant locks (coupon id -> lock end), 7 tenant codes
+--       (code -> "batch|state|user|coupon"), then b budget counters (all share
+--       the tenant's hash tag)
 -- ARGV: 1 n decisions, 2 b budgets, then b x limit (the counter may never pass
 --       it), then n x (request_key, outcome, coupon id ('' for none), the
 --       coupon's JSON as read ('' for none), its JSON after ('' when refused),
@@ -12,17 +13,19 @@
 --       expiry '+' (back on the schedule at valid_until) / '-' (off it) / '',
 --       valid_until ('' for none), lock '+' (on the lock schedule at the lock's
 --       end) / '-' (off it) / '', the lock's end, redeemed count delta,
---       budget spending "<1-based budget index>:<signed amount>,...")
+--       budget spending "<1-based budget index>:<signed amount>,...", the code
+--       the coupon stands for ('' when none or unchanged), its record as read,
+--       its record after (redeemed, or assigned again on a reversal))
 -- Every coupon must still be as the actor read it and every budget must hold
 -- the batch's net spending, else nothing is written and the actor decides again
 -- on a fresh read: two tills redeeming one coupon, a reversal racing a
 -- redemption, or two templates' actors spending one partner's budget can never
 -- lose one another's effect.
 local n, b = tonumber(ARGV[1]), tonumber(ARGV[2])
-local O, W = 3 + b, 13
-local B = 6
+local O, W = 3 + b, 16
+local B = 7
 
-local current, spend = {}, {}
+local current, codes, spend = {}, {}, {}
 for j = 1, b do spend[j] = 0 end
 for i = 0, n - 1 do
   local at = O + i * W
@@ -33,6 +36,12 @@ for i = 0, n - 1 do
     if current[id] ~= ARGV[at + 3] then return {'stale', 'coupon:' .. id} end
     if ARGV[at + 4] ~= '' then
       current[id] = ARGV[at + 4]
+      local code = ARGV[at + 13]
+      if code ~= '' then
+        if codes[code] == nil then codes[code] = redis.call('HGET', KEYS[7], code) or '' end
+        if codes[code] ~= ARGV[at + 14] then return {'stale', 'code:' .. code} end
+        codes[code] = ARGV[at + 15]
+      end
       for j, amount in string.gmatch(ARGV[at + 12], '(%d+):(-?%d+)') do
         j = tonumber(j)
         spend[j] = spend[j] + tonumber(amount)
@@ -79,6 +88,7 @@ for i = 0, n - 1 do
       redis.call('ZADD', KEYS[6], ARGV[at + 10], id)
     end
     redeemed = redeemed + tonumber(ARGV[at + 11])
+    if ARGV[at + 13] ~= '' then redis.call('HSET', KEYS[7], ARGV[at + 13], ARGV[at + 15]) end
   end
   redis.call('HSET', KEYS[1], ARGV[at], ARGV[at + 1])
 end

@@ -13,7 +13,7 @@ from typing import NamedTuple
 import redis.asyncio as aioredis
 
 from ledger.committer import Committer, Script
-from ledger.keys import TemplateKeys, TenantKeys
+from ledger.keys import CodeKeys, TemplateKeys, TenantKeys
 
 COMMIT_WRITEOFFS = Script((Path(__file__).parent / "commit_writeoffs.lua").read_text())
 
@@ -34,6 +34,9 @@ class WriteoffEntry(NamedTuple):
     lock_until: int | str  # where "+" schedules it
     redeemed: int  # the template's redeemed count changes by this
     spends: str  # "<1-based budget index>:<signed amount>,..."
+    code: str = ""  # the code the coupon stands for, when its state changes
+    code_before: str = ""  # its record as read
+    code_after: str = ""  # its record after
 
 
 class WriteoffLookup(NamedTuple):
@@ -75,6 +78,13 @@ class WriteoffLedger:
             {k: int(v or 0) for k, v in zip(budget_keys, spent, strict=False)},
         )
 
+    async def codes(self, tenant_id: str, codes: list[str]) -> dict[str, bytes]:
+        """The records of the codes some coupons of a batch stand for."""
+        if not codes:
+            return {}
+        found = await self._redis.hmget(CodeKeys(tenant_id).codes, codes)
+        return {c: raw for c, raw in zip(codes, found, strict=True) if raw is not None}
+
     def commit(
         self,
         tenant_id: str,
@@ -99,6 +109,7 @@ class WriteoffLedger:
                 tenant.orders,
                 keys.redeemed,
                 tenant.locks,
+                CodeKeys(tenant_id).codes,
                 *(key for key, _ in budgets),
             ],
             args,

@@ -436,15 +436,14 @@ def test_import_too_many_lines_stops_reading() -> None:
 def test_code_transitions_are_exactly_the_allowed_ones() -> None:
     allowed = {
         ("available", "assigned"),
-        ("available", "redeemed"),
         ("available", "voided"),
         ("assigned", "redeemed"),
         ("assigned", "voided"),
-        ("redeemed", "available"),
+        ("redeemed", "assigned"),
     }
     assert {(s, t) for s, targets in CODE_TRANSITIONS.items() for t in targets} == allowed
     for state, to in itertools.product(STATES, STATES):
-        reversal = (state, to) == ("redeemed", "available")
+        reversal = (state, to) == ("redeemed", "assigned")
         if (state, to) in allowed:
             assert transition(state, to, reversal=reversal) == to
         else:
@@ -455,7 +454,7 @@ def test_code_transitions_are_exactly_the_allowed_ones() -> None:
 
 def test_a_redemption_is_only_undone_as_a_reversal() -> None:
     with pytest.raises(CodeError, match="only through a reversal"):
-        transition("redeemed", "available")
+        transition("redeemed", "assigned")
     with pytest.raises(CodeError, match="not a reversal"):
         transition("available", "assigned", reversal=True)
-    assert transition("redeemed", "available", reversal=True) == "available"
+    assert transition("redeemed", "assigned", reversal=True) == "assigned"

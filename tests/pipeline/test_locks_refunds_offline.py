@@ -66,6 +66,8 @@ def test_lock_confirm_release_and_a_lock_that_ends_by_itself(
         )
         assert locked["locked_until"] == locked["decided_at"] + 900_000
         assert _coupon(http, tenant, first)["state"] == "locked"
+        wallet = _ok(http.get("/v1/wallet", headers=tenant.shopper_headers("u0")))
+        assert [(c["coupon_id"], c["state"]) for c in wallet] == [(first, "locked")]
         # Locked: nobody redeems or locks it, and its discount is reserved.
         taken = other.post(
             "/v1/partner/redemptions",
@@ -250,8 +252,24 @@ def test_offline_codes_are_redeemed_once_by_racing_tills(
     assert len(ok) == len(codes) == 40 and len({r["coupon_id"] for r in ok}) == 40
     assert set(refused) == {"coupon_already_redeemed"}
     rows = {row["code"]: row for row in _export(http, tenant, batch["id"])}
-    assert {row["state"] for row in rows.values()} == {"assigned"}
+    assert {row["state"] for row in rows.values()} == {"redeemed"}
     assert {row["coupon_id"] for row in rows.values()} == {r["coupon_id"] for r in ok}
     for r in ok[:3]:
         assert _coupon(http, tenant, r["coupon_id"])["state"] == "used"
     assert int(pipeline.redis.get(TemplateKeys(tenant.tenant_id, template.id).redeemed)) == 40
+
+    # A refund gives the coupon back and the code is its coupon's again, not redeemed.
+    first = ok[0]
+    code = next(c for c, row in rows.items() if row["coupon_id"] == first["coupon_id"])
+    winner = auths[int(first["request_id"][1])]
+    with httpx.Client(base_url=pipeline.url, auth=winner, timeout=30) as till:
+        back = till.post(
+            "/v1/partner/reversals", json={"request_id": "ref-1", "order_id": first["order_id"]}
+        )
+        assert [c["status"] for c in _ok(back)["coupons"]] == ["reversed"]
+        again = {"request_id": "again-1", "code": code, "order": _order("o-again")}
+        assert (
+            _ok(till.post("/v1/partner/redemptions", json=again))["coupon_id"] == first["coupon_id"]
+        )
+    rows = {row["code"]: row for row in _export(http, tenant, batch["id"])}
+    assert rows[code]["state"] == "redeemed"

@@ -46,9 +46,15 @@ def _seed(pipeline: Pipeline, template: CouponTemplate, n: int) -> list[str]:
     """Coupons as the claim commit writes them (claims have their own tests)."""
     at = int(time.time() * 1000)
     coupons = [Coupon.issue(template, f"u{i}", "claim", f"u{i}:r", at) for i in range(n)]
+    keys = TenantKeys(template.tenant_id)
+    pipeline.redis.hset(keys.coupons, mapping={c.coupon_id: c.model_dump_json() for c in coupons})
+    held = pipeline.redis.hmget(keys.wallets, [c.user_id for c in coupons])
     pipeline.redis.hset(
-        TenantKeys(template.tenant_id).coupons,
-        mapping={c.coupon_id: c.model_dump_json() for c in coupons},
+        keys.wallets,
+        mapping={
+            c.user_id: f"{h.decode()}\n{c.coupon_id}" if h else c.coupon_id
+            for c, h in zip(coupons, held, strict=True)
+        },
     )
     return [c.coupon_id for c in coupons]
 
