@@ -98,10 +98,9 @@ class Writeoffs:
                 if raw
                 else []
             )
-        index = {
-            b.key: i + 1 for i, b in enumerate(shared + [b for bs in own.values() for b in bs])
-        }
-        limit_of = {b.key: _limit(b.limit) for b in shared + [b for bs in own.values() for b in bs]}
+        every = shared + [b for bs in own.values() for b in bs]
+        index = {b.key: i + 1 for i, b in enumerate(every)}  # the commit's budget indexes
+        limit_of = {b.key: _limit(b.limit) for b in every}
 
         results: dict[str, bytes] = {}
         entries: list[WriteoffEntry] = []
