@@ -94,12 +94,14 @@ class ExpirySweep:
         """Release every lock that ended unconfirmed: its coupon and the budgets it
         reserved come back. The request id is the lock's (coupon and lock time), so
         a release asked twice is decided once, and a lock taken again since (a new
-        lock time) is not released by an old one's request."""
+        lock time) is not released by an old one's request. Asked a grace period
+        after the end, as expiries are: an actor whose clock is behind this one's
+        would refuse a release it sees as early, and that refusal is final."""
         keys = TenantKeys(tenant_id)
         due = [
             i.decode()
             for i in await self._redis.zrangebyscore(
-                keys.locks, 0, now_ms(), start=0, num=SWEEP_BATCH
+                keys.locks, 0, now_ms() - EXPIRY_GRACE_MS, start=0, num=SWEEP_BATCH
             )
         ]
         fresh = [i for i in due if f"lock:{i}" not in self._asked]
