@@ -211,18 +211,6 @@ def redeemed_for(coupon: Coupon | None, partner_id: str, order_id: str) -> Redem
     return done if (done.partner_id, done.order_id) == (partner_id, order_id) else None
 
 
-def reversal(coupon: Coupon | None, partner_id: str, order_id: str) -> Coupon | str:
-    """The coupon given back after its order was refunded, or why not: only the
-    partner that redeemed it, for that order, reverses it. It comes back
-    available and back on the expiry schedule: one whose window passed
-    meanwhile is expired by the sweep, with its event."""
-    if coupon is None:
-        return REJECT_COUPON_NOT_FOUND
-    if redeemed_for(coupon, partner_id, order_id) is None:
-        return REJECT_NOT_REDEEMED
-    return coupon.model_copy(update={"state": "available", "redemption": None})
-
-
 def remaining(order: Cart, lines: tuple[RefundLine, ...], shipping_cents: int) -> Cart | str | None:
     """What is left of ``order`` once ``lines`` and ``shipping_cents`` are refunded:
     a cart, None when nothing is left, or REJECT_REFUND_EXCEEDS_ORDER."""

@@ -23,8 +23,8 @@ from domain.writeoffs import (
     RedemptionRequest,
     body_digest,
     canonical,
+    decide,
     redemption,
-    reversal,
 )
 from tests.domain.test_coupons import _template
 
@@ -69,11 +69,19 @@ def test_only_the_redeeming_partner_reverses_for_that_order() -> None:
         partner_id="p1", order_id="o1", order_cents=3000, discount_cents=500, redeemed_at=1
     )
     used = _coupon(state="used", redemption=done)
-    back = reversal(used, "p1", "o1")
-    assert isinstance(back, Coupon) and (back.state, back.redemption) == ("available", None)
-    assert reversal(used, "p2", "o1") == REJECT_NOT_REDEEMED
-    assert reversal(used, "p1", "o2") == REJECT_NOT_REDEEMED
-    assert reversal(_coupon(), "p1", "o1") == REJECT_NOT_REDEEMED
+
+    def reverse(coupon: Coupon, partner: str, order: str) -> Any:
+        return decide("reverse", {"order_id": order}, coupon, TEMPLATE, partner, 2, [])
+
+    back = reverse(used, "p1", "o1")
+    assert back.after is not None and (back.after.state, back.after.redemption) == (
+        "available",
+        None,
+    )
+    assert (back.spend_cents, back.spend_redemptions, back.redeemed) == (-500, -1, -1)
+    assert reverse(used, "p2", "o1").reason == REJECT_NOT_REDEEMED
+    assert reverse(used, "p1", "o2").reason == REJECT_NOT_REDEEMED
+    assert reverse(_coupon(), "p1", "o1").reason == REJECT_NOT_REDEEMED
 
 
 def test_the_digest_ignores_key_order_but_not_content() -> None:
