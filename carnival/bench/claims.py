@@ -19,15 +19,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import orjson
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 from rich.table import Table
 
 from carnival.bench.classic import CLASSIC_THREADS
 from carnival.bench.durable import PIPELINE_DEPTH
 from carnival.bench.fixtures import Advance, PathResult, advancers, user_ids
+from carnival.bench.report import paths_table, progress_bars, publish
 from carnival.bench.sessions import cleanup, machine_info, ray_session, redis_session
 from domain.claims import Coupon
 from domain.coupons import CouponLimits, CouponTemplate, Validity
@@ -256,25 +256,7 @@ def run_bench(
 
 
 def render(report: dict[str, Any]) -> Table:
-    machine = report["machine"]
-    table = Table(
-        title=(
-            f"Carnival claims/s — {machine['nproc']} CPUs, Python {machine['python']}, "
-            f"Redis {machine['redis_server']} (appendfsync {machine['appendfsync']})"
-        )
-    )
-    for column in ("path", "claims", "seconds", "claims/s", "× classic"):
-        table.add_column(column, justify="left" if column == "path" else "right")
-    for name, row in report["paths"].items():
-        label = f"classic ({row['detail']['best']})" if name == "classic" else name
-        table.add_row(
-            label,
-            f"{row['claims']:,}",
-            f"{row['seconds']:.3f}",
-            f"{row['claims_per_s']:,.0f}",
-            f"{row['ratio_to_classic']:.1f}",
-        )
-    return table
+    return paths_table(report, "Carnival claims/s", "claims")
 
 
 def claims_cmd(
@@ -287,19 +269,8 @@ def claims_cmd(
 ) -> None:
     """Claims/s of the durable actor path and of the classic Lua-per-claim design."""
     console = Console(stderr=True)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
+    with progress_bars(console) as progress:
         report = run_bench(
             claims, classic_claims, batch, users, progress=progress, keep_data=keep_data
         )
-    out.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
-    Console().print(render(report))
-    aim = report["aims"]["durable_vs_classic"]
-    verdict = "[green]met[/]" if aim["met"] else "[yellow]not met[/]"
-    Console().print(f"aim durable_vs_classic ≥ {aim['target']}: {aim['value']} ({verdict})")
-    console.print(f"wrote {out.resolve()}")
+    publish(report, render(report), out, console)

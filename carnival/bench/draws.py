@@ -21,15 +21,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import orjson
 import typer
 from rich.console import Console
 from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
     Progress,
-    TextColumn,
-    TimeElapsedColumn,
 )
 from rich.table import Table
 
@@ -37,6 +32,7 @@ from carnival.bench.classic import CLASSIC_THREADS, run_classic
 from carnival.bench.durable import run_durable
 from carnival.bench.fixtures import BenchConfig, PathResult, advancers, bench_activity, user_ids
 from carnival.bench.memory import run_actor_batch, run_ceiling
+from carnival.bench.report import progress_bars, publish
 from carnival.bench.sessions import cleanup, machine_info, ray_session, redis_session
 
 PATHS = ("ceiling", "actor_batch", "durable", "classic")
@@ -183,17 +179,6 @@ def draws_cmd(
         users=users,
     )
     console = Console(stderr=True)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
+    with progress_bars(console) as progress:
         report = run_bench(config, progress=progress, keep_data=keep_data)
-    out.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
-    Console().print(render(report))
-    for name, aim in report["aims"].items():
-        verdict = "[green]met[/]" if aim["met"] else "[yellow]not met[/]"
-        Console().print(f"aim {name} ≥ {aim['target']}: {aim['value']} ({verdict})")
-    console.print(f"wrote {out.resolve()}")
+    publish(report, render(report), out, console)

@@ -36,12 +36,13 @@ from typing import Any
 import orjson
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 from rich.table import Table
 
 from carnival.bench.classic import CLASSIC_THREADS
 from carnival.bench.durable import PIPELINE_DEPTH
 from carnival.bench.fixtures import Advance, PathResult, advancers
+from carnival.bench.report import paths_table, progress_bars, publish
 from carnival.bench.sessions import cleanup, machine_info, ray_session, redis_session
 from domain.claims import Coupon
 from domain.coupons import CouponLimits, CouponTemplate, Validity
@@ -371,26 +372,7 @@ def run_bench(
 
 
 def render(report: dict[str, Any]) -> Table:
-    machine = report["machine"]
-    table = Table(
-        title=(
-            f"Carnival signed redemptions/s — {machine['nproc']} CPUs, Python "
-            f"{machine['python']}, Redis {machine['redis_server']} "
-            f"(appendfsync {machine['appendfsync']})"
-        )
-    )
-    for column in ("path", "redemptions", "seconds", "redemptions/s", "× classic"):
-        table.add_column(column, justify="left" if column == "path" else "right")
-    for name, row in report["paths"].items():
-        label = f"classic ({row['detail']['best']})" if name == "classic" else name
-        table.add_row(
-            label,
-            f"{row['redemptions']:,}",
-            f"{row['seconds']:.3f}",
-            f"{row['redemptions_per_s']:,.0f}",
-            f"{row['ratio_to_classic']:.1f}",
-        )
-    return table
+    return paths_table(report, "Carnival signed redemptions/s", "redemptions")
 
 
 def redemptions_cmd(
@@ -402,19 +384,8 @@ def redemptions_cmd(
 ) -> None:
     """Signed redemptions/s of the durable actor path and of the classic Lua-per-request design."""
     console = Console(stderr=True)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
+    with progress_bars(console) as progress:
         report = run_bench(
             redemptions, classic_redemptions, batch, progress=progress, keep_data=keep_data
         )
-    out.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
-    Console().print(render(report))
-    aim = report["aims"]["durable_vs_classic"]
-    verdict = "[green]met[/]" if aim["met"] else "[yellow]not met[/]"
-    Console().print(f"aim durable_vs_classic ≥ {aim['target']}: {aim['value']} ({verdict})")
-    console.print(f"wrote {out.resolve()}")
+    publish(report, render(report), out, console)
