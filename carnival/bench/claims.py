@@ -27,7 +27,7 @@ from rich.table import Table
 from carnival.bench.classic import CLASSIC_THREADS
 from carnival.bench.durable import PIPELINE_DEPTH
 from carnival.bench.fixtures import Advance, PathResult, advancers, user_ids
-from carnival.bench.report import paths_table, progress_bars, publish
+from carnival.bench.report import aim, path_rows, paths_table, progress_bars, publish
 from carnival.bench.sessions import cleanup, machine_info, ray_session, redis_session
 from domain.claims import Coupon
 from domain.coupons import CouponLimits, CouponTemplate, Validity
@@ -218,17 +218,7 @@ def run_bench(
         }
         machine = machine_info(url)
         removed = 0 if keep_data else cleanup(url, tenant_id)
-    classic_rate = results["classic"].rate
-    paths = {
-        name: {
-            "claims": r.draws,
-            "seconds": round(r.seconds, 4),
-            "claims_per_s": round(r.rate, 1),
-            "ratio_to_classic": round(r.rate / classic_rate, 3) if classic_rate else None,
-            "detail": r.detail,
-        }
-        for name, r in results.items()
-    }
+    paths = path_rows(results, "claims")
     ratio = paths["durable"]["ratio_to_classic"] or 0.0
     return {
         "machine": machine,
@@ -239,13 +229,7 @@ def run_bench(
             "users": users,
         },
         "paths": paths,
-        "aims": {
-            "durable_vs_classic": {
-                "value": ratio,
-                "target": AIM_DURABLE_VS_CLASSIC,
-                "met": ratio >= AIM_DURABLE_VS_CLASSIC,
-            }
-        },
+        "aims": {"durable_vs_classic": aim(ratio, AIM_DURABLE_VS_CLASSIC)},
         "ledger": {
             "tenant_id": tenant_id,
             "template_id": template.id,

@@ -42,7 +42,7 @@ from rich.table import Table
 from carnival.bench.classic import CLASSIC_THREADS
 from carnival.bench.durable import PIPELINE_DEPTH
 from carnival.bench.fixtures import Advance, PathResult, advancers
-from carnival.bench.report import paths_table, progress_bars, publish
+from carnival.bench.report import aim, path_rows, paths_table, progress_bars, publish
 from carnival.bench.sessions import cleanup, machine_info, ray_session, redis_session
 from domain.claims import Coupon
 from domain.coupons import CouponLimits, CouponTemplate, Validity
@@ -339,17 +339,7 @@ def run_bench(
         }
         machine = machine_info(url)
         removed = 0 if keep_data else cleanup(url, tenant_id)
-    classic_rate = results["classic"].rate
-    paths = {
-        name: {
-            "redemptions": r.draws,
-            "seconds": round(r.seconds, 4),
-            "redemptions_per_s": round(r.rate, 1),
-            "ratio_to_classic": round(r.rate / classic_rate, 3) if classic_rate else None,
-            "detail": r.detail,
-        }
-        for name, r in results.items()
-    }
+    paths = path_rows(results, "redemptions")
     ratio = paths["durable"]["ratio_to_classic"] or 0.0
     return {
         "machine": machine,
@@ -360,13 +350,7 @@ def run_bench(
             "signature": HMAC_SHA256,
         },
         "paths": paths,
-        "aims": {
-            "durable_vs_classic": {
-                "value": ratio,
-                "target": AIM_DURABLE_VS_CLASSIC,
-                "met": ratio >= AIM_DURABLE_VS_CLASSIC,
-            }
-        },
+        "aims": {"durable_vs_classic": aim(ratio, AIM_DURABLE_VS_CLASSIC)},
         "ledger": {"tenant_id": tenant_id, "kept": keep_data, "keys_removed": removed},
     }
 

@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from carnival.bench.fixtures import PathResult
+
 
 def progress_bars(console: Console) -> Progress:
     return Progress(
@@ -53,3 +55,22 @@ def publish(report: dict[str, Any], table: Table, out: Path, console: Console) -
         verdict = "[green]met[/]" if aim["met"] else "[yellow]not met[/]"
         Console().print(f"aim {name} ≥ {aim['target']}: {aim['value']} ({verdict})")
     console.print(f"wrote {out.resolve()}")
+
+
+def path_rows(results: dict[str, PathResult], unit: str) -> dict[str, dict[str, Any]]:
+    """Each path's row of the report, its rate against the classic path's."""
+    classic_rate = results["classic"].rate
+    return {
+        name: {
+            unit: r.draws,
+            "seconds": round(r.seconds, 4),
+            f"{unit}_per_s": round(r.rate, 1),
+            "ratio_to_classic": round(r.rate / classic_rate, 3) if classic_rate else None,
+            "detail": r.detail,
+        }
+        for name, r in results.items()
+    }
+
+
+def aim(value: float, target: float) -> dict[str, Any]:
+    return {"value": value, "target": target, "met": value >= target}
