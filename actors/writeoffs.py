@@ -74,7 +74,8 @@ class Writeoffs:
         )
         template = _template(found.config)
         limits = template.limits if template else None
-        code_records = await self._ledger.codes(tenant_id, _codes(found.coupons))
+        read = {coupon_id: _coupon(raw) for coupon_id, raw in found.coupons.items()}
+        code_records = await self._ledger.codes(tenant_id, _codes(read))
         # Every budget a request of this batch spends from, as it stands with what
         # the batch spent so far: the template's, then each partner's.
         spent = dict(found.spent)
@@ -111,7 +112,7 @@ class Writeoffs:
                 continue
             body = _body(req)
             op, coupon_id, partner_id = str(body.get("op", "")), _coupon_id(req), req.user_id
-            raw, coupon = current.get(coupon_id) or _coupon(found.coupons.get(coupon_id, b""))
+            raw, coupon = current.get(coupon_id) or read.get(coupon_id) or (b"", None)
             mine = shared + own.get(partner_id, [])
             budgets = [
                 Budget(b.key, _limit(b.limit), spent.get(b.key, 0), b.unit, b.daily, b.name)
@@ -176,11 +177,9 @@ class Writeoffs:
         return results, entries, [(key, limit_of[key]) for key in index]
 
 
-def _codes(coupons: dict[str, bytes]) -> list[str]:
+def _codes(read: dict[str, tuple[bytes, Coupon | None]]) -> list[str]:
     """The codes the batch's coupons stand for (coupons claimed or bound by a code)."""
-    return sorted(
-        {c.source_id for _, c in map(_coupon, coupons.values()) if c and c.source == "code"}
-    )
+    return sorted({c.source_id for _, c in read.values() if c and c.source == "code"})
 
 
 def _code_change(

@@ -111,14 +111,14 @@ class ExpirySweep:
             if coupon is None or coupon.lock is None:
                 continue
             lock = coupon.lock
-            body = {"op": "release", "coupon": coupon.coupon_id, "order_id": lock.order_id}
+            body = {
+                "op": "release",
+                "coupon": coupon.coupon_id,
+                "order_id": lock.order_id,
+                "expired": True,
+            }
             by_template[coupon.template_id].append(
-                (
-                    lock.partner_id,
-                    f"unlock-{coupon.coupon_id}-{lock.locked_at}",
-                    0,
-                    {**body, "expired": True},
-                )
+                (lock.partner_id, f"unlock-{coupon.coupon_id}-{lock.locked_at}", 0, body)
             )
             self._asked[f"lock:{coupon.coupon_id}"] = monotonic
         for template_id, rows in by_template.items():

@@ -95,10 +95,8 @@ async def _act(res: Res, partner: SignedPartner, request: Request, op: str) -> R
     orders = TenantKeys(partner.tenant_id).orders
     ids = await res.store.redis.hget(orders, f"{partner.partner_id}:{body.order_id}")
     store = TemplateStore(res.store.redis)
-    found = [
-        await store.coupon(partner.tenant_id, c) for c in (ids.decode().split("\n") if ids else [])
-    ]
-    coupon_ids = [c.coupon_id for c in found if c is not None and c.state == state]
+    found = await store.coupons(partner.tenant_id, ids.decode().split("\n") if ids else [])
+    coupon_ids = [c.coupon_id for c in found if c.state == state]
     entry = {"op": op, "digest": digest, "order": body.order_id, "coupons": coupon_ids}
     if op == "reverse":
         entry["refund"] = body.model_dump(mode="json", include={"items", "shipping_cents"})
@@ -114,8 +112,7 @@ async def _answer(
     res: Res, partner: SignedPartner, request_id: str, known: dict[str, Any], ask: bool
 ) -> Response:
     op, order_id = known["op"], known["order"]
-    store = TemplateStore(res.store.redis)
-    coupons = [await store.coupon(partner.tenant_id, c) for c in known["coupons"]]
+    coupons = await TemplateStore(res.store.redis).coupons(partner.tenant_id, known["coupons"])
     timeout_s = res.settings.reply_timeout_ms / 1000
 
     async def one(coupon: Coupon) -> dict[str, Any] | None:
@@ -140,7 +137,7 @@ async def _answer(
             body,
         )
 
-    outcomes = await asyncio.gather(*(one(c) for c in coupons if c is not None))
+    outcomes = await asyncio.gather(*(one(c) for c in coupons))
     if any(o is None for o in outcomes):
         return wr.ticket(request_id, f"/v1/partner/{_OPS[op][2]}/{request_id}")
     sign = _OPS[op][5]

@@ -24,7 +24,7 @@ from api.errors import ApiError, validation_error
 from api.partner_auth import Caller
 from api.tickets import Ticket
 from domain import writeoffs as rules
-from domain.claims import Coupon
+from domain.claims import REJECT_CODE_NOT_AVAILABLE, Coupon
 from domain.codes import normalize
 from domain.discount import REASON_MESSAGES
 from domain.road import CLAIM
@@ -191,7 +191,7 @@ async def _bind_offline(res: Res, partner: Caller, code: str, batch_id: str) -> 
         )
     # Refused because another till or a shopper bound it first: the caller reads
     # the code again and redeems that coupon. Any other refusal is the template's.
-    if outcome["status"] == "rejected" and outcome["reason"] != "code_not_available":
+    if outcome["status"] == "rejected" and outcome["reason"] != REJECT_CODE_NOT_AVAILABLE:
         raise ApiError(
             409,
             "code_not_redeemable",
