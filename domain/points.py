@@ -18,7 +18,6 @@ account's: a caller applies an operation only for a key it has not recorded.
 
 from __future__ import annotations
 
-import calendar
 from datetime import UTC, datetime, timedelta
 from typing import Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -27,7 +26,6 @@ from pydantic import Field, model_validator
 
 from domain.activity import _Frozen
 
-DAY_MS = 86_400_000
 MAX_AMOUNT = 10**9  # one movement
 MAX_BALANCE = 10**12  # one account: far below 2**53, so JSON and Lua numbers stay exact
 _NEVER = 2**62
@@ -82,15 +80,6 @@ class ExpiryPolicy(_Frozen):
             year, month = local.year + month // 12, month % 12 + 1
             end = datetime(year, month, 1, tzinfo=zone)
         return int(end.timestamp() * 1000)
-
-
-def month_end(at_ms: int, timezone: str) -> int:
-    """The end of the local month that holds ``at_ms`` (a test and report helper)."""
-    zone = ZoneInfo(timezone)
-    local = datetime.fromtimestamp(at_ms / 1000, UTC).astimezone(zone)
-    last = calendar.monthrange(local.year, local.month)[1]
-    end = datetime(local.year, local.month, last, tzinfo=zone) + timedelta(days=1)
-    return int(end.timestamp() * 1000)
 
 
 class Lot(_Frozen):

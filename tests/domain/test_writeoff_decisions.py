@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from domain.claims import Coupon
+from domain.coupons import DAY_MS
 from domain.discount import Cart
 from domain.writeoffs import (
     REJECT_BUDGET,
@@ -33,7 +34,6 @@ FIXED = _template(
 PERCENT = _template(id="pct", kind="percent", percent=10, amount_cents=0)
 TEE = {"sku": "tee", "category": "clothes", "unit_cents": 2500, "qty": 2}
 CAP = {"sku": "cap", "category": "clothes", "unit_cents": 1000, "qty": 1}
-DAY = 86_400_000
 
 
 def _order(order_id: str = "o1", *items: dict[str, Any]) -> dict[str, Any]:
@@ -89,9 +89,9 @@ def test_a_lock_is_its_partners_for_its_order_until_it_ends(
 
 
 def test_a_release_gives_back_only_todays_day_budget() -> None:
-    locked = _locked(at=DAY - 10, ttl_s=60)
+    locked = _locked(at=DAY_MS - 10, ttl_s=60)
     d = decide(
-        "release", {"order_id": "o1", "expired": True}, locked, FIXED, "p1", DAY + 60_000, []
+        "release", {"order_id": "o1", "expired": True}, locked, FIXED, "p1", DAY_MS + 60_000, []
     )
     assert (d.status, d.spend_cents, d.spend_redemptions, d.order_index, d.expiry) == (
         "released",
