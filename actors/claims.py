@@ -194,6 +194,7 @@ def _outcome(
         coupon.valid_until if coupon else None,
         batch_id,
         at,
+        coupon.source if coupon else "",
     )
 
 

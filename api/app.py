@@ -18,6 +18,7 @@ from api import (
     routes_activities,
     routes_admin,
     routes_budgets,
+    routes_channels,
     routes_claims,
     routes_codes,
     routes_coupons,
@@ -28,6 +29,7 @@ from api import (
     routes_partners,
     routes_templates,
     routes_wallet,
+    routes_webhooks,
     routes_writeoffs,
 )
 from api.deps import Resources
@@ -115,6 +117,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes_writeoffs.router)
     app.include_router(routes_orders.router)
     app.include_router(routes_budgets.router)
+    app.include_router(routes_webhooks.router)
+    app.include_router(routes_channels.router)
     return app
 
 

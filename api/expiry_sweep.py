@@ -1,7 +1,8 @@
 """The expiry sweep: coupons whose window has passed go on the road as ``expire``
 changes, so each expired coupon is decided once by its template's actor and
 becomes one ``expired`` event; partners' locks that ended unconfirmed go on it
-as ``release`` write-offs (TenantKeys.locks), each one ``released`` event.
+as ``release`` write-offs (TenantKeys.locks), each one ``released`` event; and
+coupons whose upstream channel issuance failed go on it as ``void`` changes.
 
 Every api instance sweeps. That is safe because the request id of an expiry is
 derived from the coupon (``change_request_id``): two instances asking for the
@@ -29,6 +30,7 @@ from domain.claims import Coupon
 from domain.coupon_changes import EXPIRY_GRACE_MS, change_request_id
 from domain.events import now_ms
 from domain.road import COUPON, WRITEOFF, Row
+from ledger.channels import ChannelStore
 from ledger.keys import TENANTS, TenantKeys
 
 log = logging.getLogger("carnival.api.expiry")
@@ -38,6 +40,9 @@ SWEEP_BATCH = 1000
 # A coupon asked for is not asked again before this, unless still due then (its
 # request lost, or the dispatcher slow): the road decides duplicates once anyway.
 RESEND_AFTER_S = 30.0
+# States in which a coupon can still be spent (and so must be voided).
+USABLE = frozenset({"available", "locked"})
+CHANNEL_FAILED_NOTE = "the upstream channel did not issue this coupon"
 
 
 class ExpirySweep:
@@ -83,7 +88,29 @@ class ExpirySweep:
         asked = 0
         for raw in await self._redis.smembers(TENANTS):
             asked += await self._sweep_tenant(raw.decode(), monotonic)
-        return asked
+        return asked + await self._sweep_channel_failures(monotonic)
+
+    async def _sweep_channel_failures(self, monotonic: float) -> int:
+        """Void each coupon whose upstream issuance failed (ledger/channels.py): the
+        shopper must not hold a coupon that does not exist where it is spent. One
+        leaves the list once its coupon is no longer usable, whoever changed it."""
+        channels = ChannelStore(self._redis)
+        settled: list[str] = []
+        rows: defaultdict[tuple[str, str], list[Row]] = defaultdict(list)
+        for member in await channels.to_void(SWEEP_BATCH):
+            tenant_id, template_id, coupon_id = member.split("/", 2)
+            coupon = _coupon(await self._redis.hget(TenantKeys(tenant_id).coupons, coupon_id))
+            if coupon is None or coupon.state not in USABLE:
+                settled.append(member)
+            elif f"void:{coupon_id}" not in self._asked:
+                body = {"op": "void", "coupon": coupon_id, "note": CHANNEL_FAILED_NOTE}
+                request_id = change_request_id("void", coupon_id)
+                rows[(tenant_id, template_id)].append((coupon.user_id, request_id, 0, body))
+                self._asked[f"void:{coupon_id}"] = monotonic
+        await channels.voided(settled)
+        for (tenant_id, template_id), batch in rows.items():
+            await self._road.submit(COUPON, tenant_id, template_id, batch)
+        return sum(len(batch) for batch in rows.values())
 
     async def _sweep_tenant(self, tenant_id: str, monotonic: float) -> int:
         return await self._sweep_expiries(tenant_id, monotonic) + await self._sweep_locks(

@@ -17,6 +17,7 @@ from domain import template_lifecycle as lifecycle
 from domain.coupons import CouponTemplate
 from domain.ids import ID_PATTERN
 from domain.lifecycle import LifecycleError
+from ledger.channels import ChannelStore
 from ledger.store import Principal, VersionConflict
 from ledger.templates import TemplateStore
 
@@ -76,6 +77,20 @@ async def _load(store: TemplateStore, who: Principal, template_id: str) -> Coupo
     return template
 
 
+async def _check_channel(store: TemplateStore, template: CouponTemplate) -> None:
+    link = template.channel
+    if link is None:
+        return
+    channel = await ChannelStore(store.redis).channel(link.channel_id)
+    if channel is None or channel.tenant_id != template.tenant_id:
+        raise ApiError(
+            422,
+            "channel_not_found",
+            f"channel.channel_id: no channel '{link.channel_id}' in your tenant; "
+            "register it first (POST /v1/admin/channels)",
+        )
+
+
 async def _views(store: TemplateStore, templates: list[CouponTemplate]) -> list[TemplateView]:
     if not templates:
         return []
@@ -116,6 +131,7 @@ async def create_template(store: Templates, who: Operator, body: TemplateFields)
         template = CouponTemplate.model_validate({**fields, "tenant_id": who.tenant_id})
     except ValidationError as exc:
         raise _invalid(exc) from exc
+    await _check_channel(store, template)
     if not await store.create(template, who.key_name):
         raise ApiError(409, "template_exists", f"template '{template.id}' already exists")
     return (await _views(store, [template]))[0]
@@ -144,6 +160,7 @@ async def edit_template(
         raise ApiError(422, "nothing_to_change", "send at least one field to change")
     with _refusals():
         after = lifecycle.edit(before, body)
+    await _check_channel(store, after)
     # A draft never issued a coupon: the ledger's stock follows the edit.
     reset = lifecycle.never_ran(before)
     return await _replace(store, who, before, after, "template.edited", stock_reset=reset)

@@ -68,7 +68,7 @@ def _answer(outcome: dict[str, Any], ttl_s: int | None) -> Response:
     return wr.dumps(LockResult(**fields, locked_until=locked_until).model_dump())
 
 
-async def _write_off(
+async def write_off(
     res: Res, partner: SignedPartner, body: rules.RedemptionRequest, op: str, poll: str
 ) -> Response:
     digest = rules.body_digest(rules.canonical(body))
@@ -102,7 +102,7 @@ async def _write_off(
     return _answer(outcome, ttl_s)
 
 
-async def _outcome(res: Res, partner: SignedPartner, request_id: str, op: str, poll: str) -> Any:
+async def outcome(res: Res, partner: SignedPartner, request_id: str, op: str, poll: str) -> Any:
     known = await wr.recalled(res, partner, request_id)
     if known is None or known["op"] != op:
         raise ApiError(404, "request_not_found", f"no {op} with request_id '{request_id}'")
@@ -121,7 +121,7 @@ async def _outcome(res: Res, partner: SignedPartner, request_id: str, op: str, p
 )
 async def redeem(res: Res, partner: SignedPartner, request: Request) -> Response:
     body = await wr.parse(request, rules.RedemptionRequest, "invalid_redemption")
-    return await _write_off(res, partner, body, "redeem", "/v1/partner/redemptions")
+    return await write_off(res, partner, body, "redeem", "/v1/partner/redemptions")
 
 
 @router.get(
@@ -133,7 +133,7 @@ async def redeem(res: Res, partner: SignedPartner, request: Request) -> Response
 async def redemption_outcome(
     res: Res, partner: SignedPartner, request_id: str = RequestId
 ) -> Response:
-    return await _outcome(res, partner, request_id, "redeem", "/v1/partner/redemptions")
+    return await outcome(res, partner, request_id, "redeem", "/v1/partner/redemptions")
 
 
 @router.post(
@@ -144,7 +144,7 @@ async def redemption_outcome(
 )
 async def lock(res: Res, partner: SignedPartner, request: Request) -> Response:
     body = await wr.parse(request, rules.LockRequest, "invalid_lock")
-    return await _write_off(res, partner, body, "lock", "/v1/partner/locks")
+    return await write_off(res, partner, body, "lock", "/v1/partner/locks")
 
 
 @router.get(
@@ -154,4 +154,4 @@ async def lock(res: Res, partner: SignedPartner, request: Request) -> Response:
     summary="The outcome of an earlier lock (202 while pending)",
 )
 async def lock_outcome(res: Res, partner: SignedPartner, request_id: str = RequestId) -> Response:
-    return await _outcome(res, partner, request_id, "lock", "/v1/partner/locks")
+    return await outcome(res, partner, request_id, "lock", "/v1/partner/locks")

@@ -114,6 +114,25 @@ def streams() -> None:
     main()
 
 
+@app.command()
+def relay() -> None:
+    """Run the relay: webhooks to partners, issuances to upstream channels."""
+    from relay.app import main
+
+    main(get_settings())
+
+
+@app.command("upstream-sim")
+def upstream_sim(
+    port: int = typer.Option(7070, help="port to listen on (loopback)"),
+    seed: int = typer.Option(None, help="seed of the fault dice, for a repeatable run"),
+) -> None:
+    """Run a simulated upstream coupon issuer (channel protocol, injectable faults)."""
+    from carnival.upstream_sim import main
+
+    main("127.0.0.1", port, seed)
+
+
 @app.command("init-topics")
 def init_topics() -> None:
     """Create the Kafka topics (idempotent)."""

@@ -1,4 +1,4 @@
-"""Our own services (api, dispatcher, streams worker) as supervised processes."""
+"""Our own services (api, dispatcher, streams worker, relay) as supervised processes."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import redis
 
 from carnival.embedded.process import ManagedProcess
 from ledger.keys import DISPATCHER_HEARTBEAT
+from ledger.webhooks import RELAY_HEARTBEAT
 from runtime.ray_env import RAY_ENV
 from runtime.settings import Settings
 
@@ -41,6 +42,11 @@ def service_env(settings: Settings) -> dict[str, str]:
             "CARNIVAL_ACTORS": str(settings.actor_count),
             "CARNIVAL_RAY_NAMESPACE": settings.ray_namespace,
             "CARNIVAL_LOG_LEVEL": settings.log_level,
+            "CARNIVAL_RELAY_GROUP_ID": settings.relay_group_id,
+            "CARNIVAL_WEBHOOK_BACKOFF_MS": str(settings.webhook_backoff_ms),
+            "CARNIVAL_WEBHOOK_BACKOFF_CAP_MS": str(settings.webhook_backoff_cap_ms),
+            "CARNIVAL_WEBHOOK_MAX_ATTEMPTS": str(settings.webhook_max_attempts),
+            "CARNIVAL_WEBHOOK_TIMEOUT_MS": str(settings.webhook_timeout_ms),
             **RAY_ENV,
         }
     )
@@ -81,9 +87,13 @@ class StreamsService(Service):
         return httpx.get(url, timeout=1.0).status_code == 200
 
 
-class DispatcherService(Service):
-    def __init__(self, settings: Settings, log_dir: Path) -> None:
-        super().__init__("dispatcher", settings, log_dir)
+class _HeartbeatService(Service):
+    """Ready once it has written its heartbeat after this launch."""
+
+    heartbeat_key = ""
+
+    def __init__(self, name: str, settings: Settings, log_dir: Path) -> None:
+        super().__init__(name, settings, log_dir)
         self._launched_at = 0.0
 
     def launch(self, cmd: list[str]) -> None:  # type: ignore[override]
@@ -91,10 +101,27 @@ class DispatcherService(Service):
         super().launch(cmd)
 
     def is_ready(self) -> bool:
-        """Ready once it has pinged its actors after this launch."""
         client = redis.Redis.from_url(self.settings.redis_url, socket_timeout=1)
         try:
-            raw = client.get(DISPATCHER_HEARTBEAT)
+            raw = client.get(self.heartbeat_key)
         finally:
             client.close()
         return raw is not None and orjson.loads(raw)["at"] >= self._launched_at
+
+
+class DispatcherService(_HeartbeatService):
+    """Its heartbeat is written once it has pinged its actors."""
+
+    heartbeat_key = DISPATCHER_HEARTBEAT
+
+    def __init__(self, settings: Settings, log_dir: Path) -> None:
+        super().__init__("dispatcher", settings, log_dir)
+
+
+class RelayService(_HeartbeatService):
+    """Its heartbeat is written once its consumer has joined the group."""
+
+    heartbeat_key = RELAY_HEARTBEAT
+
+    def __init__(self, settings: Settings, log_dir: Path) -> None:
+        super().__init__("relay", settings, log_dir)

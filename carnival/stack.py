@@ -29,7 +29,13 @@ from carnival.embedded import (
     free_port,
 )
 from carnival.embedded.kafka import ensure_kafka_jars, kafka_libs_dir
-from carnival.services import ApiService, DispatcherService, Service, StreamsService
+from carnival.services import (
+    ApiService,
+    DispatcherService,
+    RelayService,
+    Service,
+    StreamsService,
+)
 from domain.topics import ALL_TOPICS
 from runtime.settings import Settings
 
@@ -85,6 +91,7 @@ class LocalStack:
             StreamsService(s, logs),
             DispatcherService(s, logs),
             ApiService(s, logs),
+            RelayService(s, logs),
         ]
         for service in self.services:
             self.report(f"starting {service.name}...")

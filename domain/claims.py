@@ -195,3 +195,6 @@ class ClaimOutcome(Event):
     valid_until: int | None
     batch_id: str
     occurred_at: int = field(default_factory=now_ms)
+    # Where an issued coupon came from (claim, distribution, code); "" when rejected
+    # (added with a default: events of before still decode as version 1).
+    source: str = ""

@@ -177,6 +177,13 @@ _KIND_FIELDS: dict[CouponKind, frozenset[str]] = {
 _KIND_SPECIFIC = frozenset().union(*_KIND_FIELDS.values())
 
 
+class ChannelLink(_Frozen):
+    """On a coupon template: its coupons are issued upstream too (domain/channels.py)."""
+
+    channel_id: str = Field(pattern=ID_PATTERN)
+    stock_id: str = Field(pattern=ID_PATTERN)  # the upstream's coupon stock (批次号)
+
+
 class CouponTemplate(_Frozen):
     id: str = Field(pattern=ID_PATTERN)
     tenant_id: str = Field(pattern=ID_PATTERN)
@@ -205,6 +212,8 @@ class CouponTemplate(_Frozen):
     # deciding actor's clock; None = from when it runs / until it ends.
     claim_opens_at: int | None = Field(default=None, ge=0)
     claim_closes_at: int | None = Field(default=None, ge=0)
+    # Its coupons are issued by an upstream channel too; set at creation only.
+    channel: ChannelLink | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Self:

@@ -42,6 +42,14 @@ class Settings(BaseSettings):
     ray_namespace: str = Field("carnival", alias="CARNIVAL_RAY_NAMESPACE")
     dispatcher_metrics_port: int = Field(9101, alias="CARNIVAL_DISPATCHER_METRICS_PORT")
     log_level: str = Field("INFO", alias="CARNIVAL_LOG_LEVEL")
+    # The relay (webhooks, channel issuances): its consumer group, and the retry
+    # schedule of a webhook delivery (base, 2·base, 4·base ... capped), the attempts
+    # in a row after which it is dead-lettered, and one attempt's timeout.
+    relay_group_id: str = Field("carnival-relay", alias="CARNIVAL_RELAY_GROUP_ID")
+    webhook_backoff_ms: int = Field(5000, alias="CARNIVAL_WEBHOOK_BACKOFF_MS", ge=10)
+    webhook_backoff_cap_ms: int = Field(3_600_000, alias="CARNIVAL_WEBHOOK_BACKOFF_CAP_MS", ge=10)
+    webhook_max_attempts: int = Field(10, alias="CARNIVAL_WEBHOOK_MAX_ATTEMPTS", ge=1, le=40)
+    webhook_timeout_ms: int = Field(10_000, alias="CARNIVAL_WEBHOOK_TIMEOUT_MS", ge=100)
 
     @property
     def clickhouse_dsn(self) -> str:

@@ -24,13 +24,14 @@ DASHBOARD_DIR = ROOT / "dashboards" / "grafana" / "dashboards"
 PROVISIONING_DIR = ROOT / "dashboards" / "grafana" / "provisioning"
 
 INFRA = ("kafka", "clickhouse", "redis", "ray-head", "grafana")
-OURS = ("api", "dispatcher", "streams")
+OURS = ("api", "dispatcher", "streams", "relay")
 ADDRESS_FIELDS = ("kafka_bootstrap", "redis_url", "clickhouse_url", "ray_address")
 # What each service must be told, by Settings field.
 REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "api": ADDRESS_FIELDS,
     "dispatcher": ("ray_address", "kafka_bootstrap", "redis_url"),
     "streams": ("kafka_bootstrap", "clickhouse_url"),
+    "relay": ("kafka_bootstrap", "redis_url"),
 }
 # Variables read by Ray itself rather than by our Settings.
 THIRD_PARTY_ENV = {"RAY_AUTH_MODE", "RAY_USAGE_STATS_ENABLED"}

@@ -18,7 +18,7 @@ import redis as redis_lib
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from carnival.embedded import free_port
-from carnival.services import ApiService, DispatcherService, StreamsService
+from carnival.services import ApiService, DispatcherService, RelayService, StreamsService
 from domain.activity import Activity, Prize
 from domain.events import request_key
 from domain.tokens import sign_shopper_token
@@ -33,6 +33,7 @@ class Pipeline:
     api: ApiService
     dispatcher: DispatcherService
     streams: StreamsService
+    relay: RelayService
     redis: redis_lib.Redis
 
     @property
@@ -254,18 +255,24 @@ def pipeline(
         CARNIVAL_RAY_NAMESPACE="carnival-test",
         CARNIVAL_REPLY_TIMEOUT_MS=5000,
         CARNIVAL_EXPIRY_SWEEP_MS=300,
+        # Webhook retries after 50, 100, 200 ms ...: a test waits for a fourth attempt
+        # in well under a second, and for a dead letter (6 attempts) in ~2 s.
+        CARNIVAL_WEBHOOK_BACKOFF_MS=50,
+        CARNIVAL_WEBHOOK_MAX_ATTEMPTS=6,
+        CARNIVAL_WEBHOOK_TIMEOUT_MS=2000,
     )
     logs = data_dir / "logs"
     streams = StreamsService(settings, logs)
     dispatcher = DispatcherService(settings, logs)
     api = ApiService(settings, logs)
+    relay = RelayService(settings, logs)
     started = []
     try:
-        for service in (streams, dispatcher, api):
+        for service in (streams, dispatcher, api, relay):
             service.start(timeout=120)
             started.append(service)
         client = redis_lib.Redis.from_url(redis_url)
-        yield Pipeline(settings, api, dispatcher, streams, client)
+        yield Pipeline(settings, api, dispatcher, streams, relay, client)
         client.close()
     finally:
         for service in reversed(started):

@@ -1,0 +1,1 @@
+"""The relay: committed events out to the world (partners' webhooks, upstream channels)."""
