@@ -47,6 +47,7 @@ def service_env(settings: Settings) -> dict[str, str]:
             "CARNIVAL_WEBHOOK_BACKOFF_CAP_MS": str(settings.webhook_backoff_cap_ms),
             "CARNIVAL_WEBHOOK_MAX_ATTEMPTS": str(settings.webhook_max_attempts),
             "CARNIVAL_WEBHOOK_TIMEOUT_MS": str(settings.webhook_timeout_ms),
+            "CARNIVAL_WEBHOOK_RETENTION_DAYS": str(settings.webhook_retention_days),
             **RAY_ENV,
         }
     )

@@ -68,6 +68,23 @@ return 1
 """
 
 
+# Forgets finished records (neither due nor in flight: not in the due set) created
+# before a time, with their index entries; what is still due is kept whatever its age.
+_TRIM = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+local n = 0
+for _, id in ipairs(ids) do
+  if not redis.call('ZSCORE', KEYS[2], id) then
+    redis.call('HDEL', KEYS[1], id)
+    redis.call('ZREM', KEYS[3], id)
+    redis.call('ZREM', KEYS[4], id)
+    n = n + 1
+  end
+end
+return {n, #ids}
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
     id: str
@@ -86,6 +103,7 @@ class Outbox:
         self._enqueue = client.register_script(_ENQUEUE)
         self._take_due = client.register_script(_TAKE_DUE)
         self._replace = client.register_script(_REPLACE)
+        self._trim = client.register_script(_TRIM)
 
     def group(self, name: str) -> str:
         return f"{self.tag}:by:{name}"
@@ -142,3 +160,19 @@ class Outbox:
         ids = await self.redis.zrevrange(self.group(group), offset, offset + count - 1)
         raws = await self.redis.hmget(self.records, ids) if ids else []
         return [raw.decode() for raw in raws if raw is not None]
+
+    async def trim(self, created_before_ms: int, step: int = 500) -> int:
+        """Forget every finished record created before ``created_before_ms``, group by
+        group, ``step`` index entries per script call; returns how many were forgotten."""
+        forgotten = 0
+        async for raw in self.redis.scan_iter(match=self.group("*"), count=1000):
+            group_key = raw.decode()
+            while True:
+                n, read = await self._trim(
+                    keys=[self.records, self.due, self.dead, group_key],
+                    args=[created_before_ms, step],
+                )
+                forgotten += int(n)
+                if int(read) < step or int(n) == 0:
+                    break
+        return forgotten

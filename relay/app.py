@@ -87,6 +87,7 @@ class Relay:
         tasks = [
             asyncio.create_task(self._heartbeat(redis)),
             asyncio.create_task(deliverer.run()),
+            asyncio.create_task(deliverer.trim()),
             asyncio.create_task(issuer.run()),
             asyncio.create_task(self._consume(consumer, store, subs, channels, links)),
         ]

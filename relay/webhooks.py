@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 from redis.exceptions import RedisError
 
+from domain.coupons import DAY_MS
 from domain.events import now_ms
 from domain.signing import WEBHOOK_SIGNATURE_HEADER, sign_webhook
 from domain.webhooks import (
@@ -42,6 +43,8 @@ CONCURRENCY = 32
 # How long an attempt's answer body is kept in its record, for the delivery log.
 ERROR_CHARS = 300
 IDLE_POLL_S = 0.2
+# How often delivered and dead deliveries older than the retention are forgotten.
+TRIM_EVERY_S = 300.0
 
 
 class Subscriptions:
@@ -100,6 +103,7 @@ class Deliverer:
     def __init__(self, store: WebhookStore, subs: Subscriptions, settings: Settings) -> None:
         self._store = store
         self._subs = subs
+        self._retention_ms = settings.webhook_retention_days * DAY_MS
         self._max_attempts = settings.webhook_max_attempts
         self._base_ms = settings.webhook_backoff_ms
         self._cap_ms = settings.webhook_backoff_cap_ms
@@ -111,6 +115,17 @@ class Deliverer:
 
     async def close(self) -> None:
         await self._client.aclose()
+
+    async def trim(self) -> None:
+        """Forget finished deliveries past the retention (the delivery log's horizon)."""
+        while True:
+            try:
+                gone = await self._store.outbox.trim(now_ms() - self._retention_ms)
+                if gone:
+                    log.info("forgot %d finished deliveries past the retention", gone)
+            except RedisError as exc:
+                log.warning("could not trim old deliveries (%s)", exc)
+            await asyncio.sleep(TRIM_EVERY_S)
 
     async def run(self) -> None:
         while True:

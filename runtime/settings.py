@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     webhook_backoff_cap_ms: int = Field(3_600_000, alias="CARNIVAL_WEBHOOK_BACKOFF_CAP_MS", ge=10)
     webhook_max_attempts: int = Field(10, alias="CARNIVAL_WEBHOOK_MAX_ATTEMPTS", ge=1, le=40)
     webhook_timeout_ms: int = Field(10_000, alias="CARNIVAL_WEBHOOK_TIMEOUT_MS", ge=100)
+    # Delivered and dead-lettered deliveries are listed this long, then forgotten.
+    webhook_retention_days: int = Field(30, alias="CARNIVAL_WEBHOOK_RETENTION_DAYS", ge=1)
 
     @property
     def clickhouse_dsn(self) -> str:

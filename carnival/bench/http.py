@@ -59,7 +59,7 @@ from ledger.keys import ActivityKeys, TenantKeys
 TARGETS = ("noop", "classic", "carnival")
 LOADS = ("full", "half")
 # Carnival's processes sampled for CPU, as named in the stack's stack.json, plus its actor(s).
-STACK_PROCESSES = ("api", "dispatcher", "streams", "kafka", "redis")
+STACK_PROCESSES = ("api", "dispatcher", "streams", "relay", "kafka", "redis")
 
 WRK_THREADS = 1
 # Answers slower than wrk's timeout keep their status but lose their latency sample;

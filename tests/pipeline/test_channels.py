@@ -16,9 +16,10 @@ import orjson
 
 from carnival.embedded import free_port
 from carnival.embedded.process import ManagedProcess
+from domain.activity import Prize
 from domain.signing import RSA_SHA256, generate_rsa_key, public_pem, sign_headers
 from ledger.keys import TenantKeys
-from tests.pipeline.conftest import Pipeline, assert_error, wait_for
+from tests.pipeline.conftest import Pipeline, Tenant, assert_error, draw, wait_for
 from tests.pipeline.test_claims import rush
 from tests.pipeline.test_writeoffs import ORDER_ITEMS, Partners, _ok, _template
 
@@ -43,12 +44,10 @@ class UpstreamSim(ManagedProcess):
         return httpx.get(f"{self.url}/sim/public-key", timeout=1).status_code == 200
 
 
-def test_issuances_end_issued_or_failed_and_never_twice_under_timeouts(
-    pipeline: Pipeline, http: httpx.Client, own_servers: Callable[..., Any], tmp_path: Any
-) -> None:
-    sim: UpstreamSim = own_servers(UpstreamSim(tmp_path / "sim"))
-    tenant = pipeline.tenant()
-    registered = Partners(http, tenant)
+def _channel(
+    http: httpx.Client, tenant: Tenant, partner_id: str, sim: UpstreamSim
+) -> dict[str, Any]:
+    """A channel registered with Carnival, and Carnival's key given to the upstream."""
     upstream_pem = httpx.get(f"{sim.url}/sim/public-key").json()["public_key_pem"]
     channel = _ok(
         http.post(
@@ -58,7 +57,7 @@ def test_issuances_end_issued_or_failed_and_never_twice_under_timeouts(
                 "base_url": sim.url,
                 "merchant_id": "mch-1001",
                 "upstream_public_key_pem": upstream_pem,
-                "partner_id": registered.rsa,
+                "partner_id": partner_id,
                 "timeout_ms": 400,
                 "reconcile_after_ms": 300,
             },
@@ -72,9 +71,32 @@ def test_issuances_end_issued_or_failed_and_never_twice_under_timeouts(
             "merchant_id": "mch-1001",
             "carnival_public_key_pem": channel["carnival_public_key_pem"],
             "channel_id": channel["id"],
-            "carnival_url": pipeline.url,
+            "carnival_url": tenant.pipeline.url,
         },
     ).raise_for_status()
+    return channel
+
+
+def _issuances_when_final(
+    http: httpx.Client, tenant: Tenant, channel_id: str, n: int
+) -> list[dict[str, Any]]:
+    base = f"/v1/admin/channels/{channel_id}/issuances"
+
+    def all_final() -> list[dict[str, Any]] | None:
+        page = _ok(http.get(base, params={"limit": 500}, headers=tenant.staff_headers))
+        done = [i for i in page["issuances"] if i["state"] in ("issued", "failed")]
+        return page["issuances"] if len(done) == n else None
+
+    return wait_for(all_final, 120, f"{n} issuances issued or failed")
+
+
+def test_issuances_end_issued_or_failed_and_never_twice_under_timeouts(
+    pipeline: Pipeline, http: httpx.Client, own_servers: Callable[..., Any], tmp_path: Any
+) -> None:
+    sim: UpstreamSim = own_servers(UpstreamSim(tmp_path / "sim"))
+    tenant = pipeline.tenant()
+    registered = Partners(http, tenant)
+    channel = _channel(http, tenant, registered.rsa, sim)
     faults = {"timeout_rate": 0.2, "hang_ms": 800}
     httpx.post(f"{sim.url}/sim/faults", json=faults).raise_for_status()
     template = _template(
@@ -87,14 +109,7 @@ def test_issuances_end_issued_or_failed_and_never_twice_under_timeouts(
     coupons = {_ok(r)["coupon"]["coupon_id"] for r in replies.values()}
     assert len(coupons) == N
 
-    base = f"/v1/admin/channels/{channel['id']}/issuances"
-
-    def all_final() -> list[dict[str, Any]] | None:
-        page = _ok(http.get(base, params={"limit": 500}, headers=tenant.staff_headers))
-        done = [i for i in page["issuances"] if i["state"] in ("issued", "failed")]
-        return page["issuances"] if len(done) == N else None
-
-    issuances = wait_for(all_final, 120, "every issuance issued or failed")
+    issuances = _issuances_when_final(http, tenant, channel["id"], N)
     states = Counter(i["state"] for i in issuances)
     sim_state = httpx.get(f"{sim.url}/sim/state").json()
     landed: dict[str, int] = sim_state["landed"]
@@ -139,6 +154,33 @@ def test_issuances_end_issued_or_failed_and_never_twice_under_timeouts(
     headers = sign_headers("POST", path, forged, channel["id"], generate_rsa_key(), RSA_SHA256)
     # The forger's key is a fresh one, never registered.
     assert_error(http.post(path, content=forged, headers=headers), 401, "bad_signature")
+
+
+def test_a_wheel_prize_is_issued_upstream_too(
+    pipeline: Pipeline, http: httpx.Client, own_servers: Callable[..., Any], tmp_path: Any
+) -> None:
+    sim: UpstreamSim = own_servers(UpstreamSim(tmp_path / "sim"))
+    tenant = pipeline.tenant()
+    registered = Partners(http, tenant)
+    channel = _channel(http, tenant, registered.rsa, sim)
+    template = _template(http, tenant, channel={"channel_id": channel["id"], "stock_id": "s1"})
+    prize = Prize(
+        id="wx",
+        name="WeChat coupon",
+        kind="coupon",
+        weight=9999,
+        stock=5,
+        coupon_template=template.id,
+    )
+    wheel = tenant.wheel([prize])
+    won = [_ok(draw(http, tenant, wheel.id, f"w{i}")) for i in range(8)]
+    coupon_ids = {w["coupon_id"] for w in won if w["coupon_id"]}
+    assert 1 <= len(coupon_ids) <= 5
+    issuances = _issuances_when_final(http, tenant, channel["id"], len(coupon_ids))
+    assert {i["coupon_id"] for i in issuances} == coupon_ids
+    assert all(i["state"] == "issued" for i in issuances)
+    landed = httpx.get(f"{sim.url}/sim/state").json()["landed"]
+    assert landed == dict.fromkeys(coupon_ids, 1)
 
 
 def test_bad_channels_are_refused(pipeline: Pipeline, http: httpx.Client) -> None:
