@@ -133,6 +133,37 @@ def upstream_sim(
     main("127.0.0.1", port, seed)
 
 
+@app.command()
+def migrate(
+    to: int = typer.Option(None, help="the version to bring the schema to (default: the latest)"),
+    show: bool = typer.Option(False, "--status", help="only list the migrations and their state"),
+) -> None:
+    """Migrate ClickHouse (CLICKHOUSE_URL, else the embedded chdb, which only one
+    process may open: stop the stack first)."""
+    from rich.table import Table
+
+    from streams import clickhouse, migrations
+
+    client = clickhouse.connect(get_settings().clickhouse_dsn)
+    try:
+        if not show:
+            steps = migrations.migrate(client, to)
+            for step in steps:
+                console.print(step)
+            if not steps:
+                console.print("nothing to do: the schema is at that version")
+        table = Table("version", "migration", "state")
+        for migration, applied in migrations.status(client):
+            state = "[green]applied[/]" if applied else "[yellow]not applied[/]"
+            table.add_row(str(migration.version), migration.file, state)
+        console.print(table)
+    except migrations.MigrationError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from exc
+    finally:
+        client.close()
+
+
 @app.command("init-topics")
 def init_topics() -> None:
     """Create the Kafka topics (idempotent)."""

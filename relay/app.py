@@ -37,6 +37,14 @@ log = logging.getLogger("carnival.relay")
 TOPICS = (DRAW_OUTCOMES, CLAIM_OUTCOMES, COUPON_CHANGES, WRITEOFFS)
 POLL_TIMEOUT_MS = 200
 RECORDS_PER_POLL = 500
+# Fetches wait for this much data or this long, whichever first (as the streams
+# worker's do): a fetch per outcome record would cost the broker and this process
+# CPU the draw path needs, and webhooks need not leave within milliseconds.
+FETCH_MIN_BYTES = 256 * 1024
+FETCH_MAX_WAIT_MS = 200
+# Outcome records with no coupon in them are skipped unparsed: of a draw storm's
+# records only those with a won coupon prize matter here.
+_COUPON_MARK = b'"coupon_id":"c_'
 HEARTBEAT_EVERY_S = 2.0
 HEARTBEAT_TTL_S = 10
 # A Redis outage holds the batch (its offsets stay uncommitted) and retries.
@@ -44,9 +52,12 @@ RETRY_S = 0.5
 
 
 def _events(records: list[ConsumerRecord]) -> list[dict[str, Any]]:
-    """Every record carries a JSON array of events (domain.topics.pack)."""
+    """Every record carries a JSON array of events (domain.topics.pack); those of
+    a record that names no coupon make neither a notification nor an issuance."""
     events: list[dict[str, Any]] = []
     for record in records:
+        if _COUPON_MARK not in record.value:
+            continue
         try:
             batch = orjson.loads(record.value)
         except orjson.JSONDecodeError as exc:
@@ -82,6 +93,8 @@ class Relay:
             # happened after they were made, so nothing old is sent and nothing is missed.
             auto_offset_reset="earliest",
             max_poll_records=RECORDS_PER_POLL,
+            fetch_min_bytes=FETCH_MIN_BYTES,
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         )
         await consumer.start()
         tasks = [

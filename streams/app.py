@@ -29,7 +29,7 @@ from faust.web import Request, Response, View
 from domain.events import Event
 from domain.topics import CLAIM_OUTCOMES, COUPON_CHANGES, DRAW_OUTCOMES, WRITEOFFS
 from runtime.settings import get_settings
-from streams import clickhouse, stats
+from streams import clickhouse, migrations, stats
 from streams.decode import decode_batch, decode_change, decode_claim, decode_writeoff
 
 log = logging.getLogger("carnival.streams")
@@ -110,7 +110,7 @@ def get_client() -> Client:
     with _client_lock:
         if _client is None:
             client = clickhouse.connect(settings.clickhouse_dsn)
-            clickhouse.migrate(client)
+            migrations.migrate(client)
             _client = client
         return _client
 

@@ -1,4 +1,5 @@
-"""ClickHouse access for the streams stage: connect, migrate, insert.
+"""ClickHouse access for the streams stage: connect and insert (migrations:
+streams/migrations.py).
 
 One module for both backends: ``chdb:///abs/path`` (embedded engine, in this
 process) and ``http(s)://...`` (a real server). clickhouse-connect picks the
@@ -8,7 +9,6 @@ backend from the DSN scheme, so callers never branch on it.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import fields
 from datetime import UTC, datetime
@@ -25,9 +25,6 @@ from domain.writeoffs import Writeoff
 
 log = logging.getLogger(__name__)
 
-# sql/ is a data folder at the repo root, next to this package.
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
-
 DRAW_OUTCOMES_TABLE = "draw_outcomes"
 CLAIM_OUTCOMES_TABLE = "claim_outcomes"
 COUPON_CHANGES_TABLE = "coupon_changes"
@@ -37,8 +34,6 @@ OUTCOME_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(DrawOutcome))
 CLAIM_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ClaimOutcome))
 CHANGE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(CouponChange))
 WRITEOFF_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Writeoff))
-
-_LINE_COMMENT = re.compile(r"--[^\n]*")
 
 
 def connect(dsn: str) -> Client:
@@ -54,36 +49,6 @@ def connect(dsn: str) -> Client:
         if path.startswith("/"):
             Path(path).mkdir(parents=True, exist_ok=True)
     return clickhouse_connect.get_client(dsn=dsn)
-
-
-def split_statements(sql: str) -> list[str]:
-    """Split a migration file on ``;`` after dropping ``--`` line comments.
-
-    Our migrations hold DDL only (no string literals with ``;`` or ``--``),
-    which is what makes this naive split safe.
-    """
-    text = _LINE_COMMENT.sub("", sql)
-    return [stmt.strip() for stmt in text.split(";") if stmt.strip()]
-
-
-def migration_files(sql_dir: Path = SQL_DIR) -> list[Path]:
-    # Zero-padded numeric prefixes make lexical order the apply order.
-    return sorted(sql_dir.glob("*.sql"))
-
-
-def migrate(client: Client, sql_dir: Path = SQL_DIR) -> list[str]:
-    """Apply every statement of sql/*.sql in order; returns the files applied.
-
-    Every statement is idempotent (IF NOT EXISTS), so running this at each
-    start-up is safe and needs no migrations bookkeeping table.
-    """
-    applied: list[str] = []
-    for path in migration_files(sql_dir):
-        for stmt in split_statements(path.read_text()):
-            client.command(stmt)
-        applied.append(path.name)
-    log.debug("migrations applied: %s", applied)
-    return applied
 
 
 def _row(event: Event, columns: tuple[str, ...]) -> list[Any]:

@@ -1,0 +1,2 @@
+-- Reverses 003.
+DROP TABLE IF EXISTS claim_outcomes;

@@ -1,0 +1,2 @@
+-- Reverses 005.
+DROP TABLE IF EXISTS coupon_changes;

@@ -1,0 +1,2 @@
+-- Reverses 006.
+DROP TABLE IF EXISTS writeoffs;
