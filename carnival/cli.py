@@ -6,8 +6,10 @@ import asyncio
 import signal
 import socket
 from pathlib import Path
+from typing import Annotated
 from urllib.parse import urlparse
 
+import httpx
 import orjson
 import typer
 from rich.console import Console
@@ -184,6 +186,51 @@ def _redis_url() -> str:
     if path.exists():
         return orjson.loads(path.read_bytes())["redis"]
     console.print("REDIS_URL is unset and no stack is running: start it with `carnival up`")
+    raise typer.Exit(1)
+
+
+def _streams_url() -> str:
+    from carnival.stack import stack_file
+
+    s = get_settings()
+    path = stack_file(s.data_dir.resolve())
+    if not s.redis_url and path.exists():
+        return orjson.loads(path.read_bytes())["streams"]
+    return s.streams_base_url
+
+
+@app.command()
+def reconcile(
+    tenant: Annotated[
+        list[str] | None, typer.Option(help="only this tenant (repeatable); default: all")
+    ] = None,
+    wait: float = typer.Option(0.0, help="seconds to keep asking while events may be in flight"),
+) -> None:
+    """Compare the Redis ledger with ClickHouse per activity and template; exit 1 on
+    any difference."""
+    import redis as redis_lib
+    from rich.table import Table
+
+    from carnival.reconcile import Reconciler
+
+    client = redis_lib.Redis.from_url(_redis_url())
+    checker = Reconciler(client, _streams_url())
+    try:
+        compared, differences = checker.run(tenant or checker.tenants(), wait)
+    except httpx.HTTPError as exc:
+        console.print(f"[red]cannot read ClickHouse's figures from the streams worker: {exc}[/]")
+        raise typer.Exit(2) from exc
+    finally:
+        checker.close()
+        client.close()
+    if not differences:
+        console.print(f"[green]ledger and ClickHouse agree on {compared} entities[/]")
+        return
+    table = Table("tenant", "kind", "id", "figure", "ledger", "clickhouse", title="differences")
+    for d in differences:
+        table.add_row(d.tenant_id, d.kind, d.entity_id, d.figure, str(d.ledger), str(d.clickhouse))
+    console.print(table)
+    console.print(f"[red]{len(differences)} differences over {compared} entities[/]")
     raise typer.Exit(1)
 
 

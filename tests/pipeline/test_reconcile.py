@@ -1,0 +1,82 @@
+"""`carnival reconcile` on the real pipeline: after draws (with a coupon prize
+and a limit), claims, redemptions, a reversal and a void, the ledger and
+ClickHouse agree; an outcome removed from the ledger behind its owner's back
+is reported, with the figure that differs, and the command fails."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import httpx
+
+from domain.activity import Limits, Prize
+from ledger.keys import ActivityKeys
+from tests.pipeline.conftest import Pipeline, storm
+from tests.pipeline.test_claims import rush
+from tests.pipeline.test_writeoffs import Partners, _ok, _redemption, _template
+
+
+def _reconcile(pipeline: Pipeline, tenant_id: str, wait: float) -> subprocess.CompletedProcess[str]:
+    s = pipeline.settings
+    env = {
+        **os.environ,
+        "REDIS_URL": s.redis_url,
+        "CARNIVAL_STREAMS_HOST": s.streams_host,
+        "CARNIVAL_STREAMS_PORT": str(s.streams_port),
+        "COLUMNS": "200",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "carnival", "reconcile", "--tenant", tenant_id, "--wait", str(wait)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=180,
+    )
+
+
+def test_ledger_and_clickhouse_agree_and_a_lost_event_is_caught(
+    pipeline: Pipeline, http: httpx.Client
+) -> None:
+    tenant = pipeline.tenant()
+    registered = Partners(http, tenant)
+    template = _template(http, tenant)
+    wheel = tenant.wheel(
+        [
+            Prize(
+                id="cp",
+                name="Coupon",
+                kind="coupon",
+                weight=5,
+                stock=20,
+                coupon_template=template.id,
+            ),
+            Prize(id="pts", name="Points", kind="points", weight=5, points=10),
+        ],
+        limits=Limits(per_user_total=2),
+    )
+    jobs = [(f"u{i % 100}", f"d{i}") for i in range(300)]  # 100 over the limit
+    replies = storm(pipeline, tenant, wheel.id, jobs)
+    assert {r.status_code for r in replies.values()} <= {200, 202}
+    claims = rush(pipeline, tenant, template.id, [(f"s{i}", f"c{i}") for i in range(30)])
+    coupons = [_ok(r)["coupon"]["coupon_id"] for r in claims.values()]
+    with httpx.Client(base_url=pipeline.url, auth=registered.auth("hmac"), timeout=30) as bank:
+        for n, coupon_id in enumerate(coupons[:6]):
+            body = _redemption(coupon_id, f"r{n}", f"o{n}")
+            assert _ok(bank.post("/v1/partner/redemptions", json=body))["status"] == "redeemed"
+        assert _ok(bank.post("/v1/partner/reversals", json={"request_id": "b0", "order_id": "o0"}))
+    void = http.post(f"/v1/coupons/{coupons[-1]}/void", json={}, headers=tenant.staff_headers)
+    assert void.status_code in (200, 202), void.text
+
+    clean = _reconcile(pipeline, tenant.tenant_id, wait=60)
+    assert clean.returncode == 0, clean.stdout
+    assert "agree on 2 entities" in clean.stdout
+
+    outcomes = ActivityKeys(tenant.tenant_id, wheel.id).outcomes
+    lost = next(iter(pipeline.redis.hkeys(outcomes)))
+    pipeline.redis.hdel(outcomes, lost)
+    broken = _reconcile(pipeline, tenant.tenant_id, wait=0)
+    assert broken.returncode == 1, broken.stdout
+    assert "outcomes" in broken.stdout and "299" in broken.stdout and "300" in broken.stdout
