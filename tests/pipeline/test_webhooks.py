@@ -39,7 +39,10 @@ class Receiver:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
+                length = int(self.headers["Content-Length"])
+                body = self.rfile.read(length)
+                if len(body) < length:  # the sender died mid-request (the SIGKILL test)
+                    return
                 status = receiver.handle(self.path, self.headers, body)
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
