@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
+from api import pages
 from api import writeoff_requests as wr
 from api.deps import AnyStaff, Operator, Res
 from api.errors import ApiError, validation_error
@@ -115,22 +116,13 @@ async def list_issuances(
 ) -> IssuancePage:
     """Newest first; ``state`` filters within the pages read (at most 10 per call)."""
     await _found(store, who.tenant_id, channel_id)
-    if cursor is not None and not cursor.isdigit():
-        raise ApiError(400, "bad_cursor", "cursor must be a next_cursor this endpoint returned")
-    offset = int(cursor or 0)
-    found: list[Issuance] = []
-    read = 0
-    while len(found) < limit and read < limit * 10:
-        page = await store.issuances(channel_id, offset + read, limit)
-        if not page:
-            return IssuancePage(issuances=found, next_cursor=None)
-        for issuance in page:
-            read += 1
-            if state is None or issuance.state == state:
-                found.append(issuance)
-                if len(found) == limit:
-                    break
-    return IssuancePage(issuances=found, next_cursor=str(offset + read))
+    found, next_cursor = await pages.filtered(
+        lambda at, count: store.issuances(channel_id, at, count),
+        (lambda i: i.state == state) if state else None,
+        cursor,
+        limit,
+    )
+    return IssuancePage(issuances=found, next_cursor=next_cursor)
 
 
 @router.get("/admin/channels/{channel_id}/issuances/{coupon_id}", response_model=Issuance)

@@ -16,6 +16,7 @@ import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ValidationError
 
+from api import pages
 from api.deps import AnyStaff, Operator, Res
 from api.errors import ApiError, validation_error
 from api.partner_auth import SignedPartner
@@ -40,8 +41,6 @@ PartnerId = Path(pattern=ID_PATTERN)
 WebhookId = Path(pattern=ID_PATTERN)
 DeliveryId = Path(pattern=r"^[A-Za-z0-9_.-]{1,128}$")
 MAX_PAGE = 200
-# Deliveries read to fill one page of a state filter, at most.
-SCAN_PER_PAGE = 10
 
 
 class SubscriptionView(BaseModel):
@@ -107,28 +106,13 @@ async def _deliveries(
     cursor: str | None,
     limit: int,
 ) -> DeliveryPage:
-    offset = _offset(cursor)
-    found: list[Delivery] = []
-    read = 0
-    while len(found) < limit and read < limit * (SCAN_PER_PAGE if state else 1):
-        page = await store.deliveries(sub.id, offset + read, limit)
-        if not page:
-            return DeliveryPage(deliveries=found, next_cursor=None)
-        for delivery in page:
-            read += 1
-            if state is None or delivery.state == state:
-                found.append(delivery)
-                if len(found) == limit:
-                    break
-    return DeliveryPage(deliveries=found, next_cursor=str(offset + read))
-
-
-def _offset(cursor: str | None) -> int:
-    if cursor is None:
-        return 0
-    if not cursor.isdigit() or len(cursor) > 9:
-        raise ApiError(400, "bad_cursor", "cursor must be a next_cursor this endpoint returned")
-    return int(cursor)
+    found, next_cursor = await pages.filtered(
+        lambda at, count: store.deliveries(sub.id, at, count),
+        (lambda d: d.state == state) if state else None,
+        cursor,
+        limit,
+    )
+    return DeliveryPage(deliveries=found, next_cursor=next_cursor)
 
 
 async def _redeliver(store: WebhookStore, sub: Subscription, delivery_id: str) -> Delivery:

@@ -13,8 +13,7 @@ import orjson
 import redis
 
 from carnival.embedded.process import ManagedProcess
-from ledger.keys import DISPATCHER_HEARTBEAT
-from ledger.webhooks import RELAY_HEARTBEAT
+from ledger.keys import DISPATCHER_HEARTBEAT, RELAY_HEARTBEAT
 from runtime.ray_env import RAY_ENV
 from runtime.settings import Settings
 

@@ -256,6 +256,7 @@ def api_key_key(key_hash: str) -> str:
 
 
 DISPATCHER_HEARTBEAT = f"{PREFIX}:heartbeat:dispatcher"
+RELAY_HEARTBEAT = f"{PREFIX}:heartbeat:relay"
 
 
 @dataclass(frozen=True, slots=True)

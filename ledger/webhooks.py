@@ -20,7 +20,6 @@ from ledger.outbox import Entry, Outbox
 _TAG = f"{PREFIX}:{{wh}}"
 SUBS = f"{_TAG}:subs"
 VERSION = f"{_TAG}:version"
-RELAY_HEARTBEAT = f"{PREFIX}:heartbeat:relay"
 # Subscriptions are not versioned; the audit entry's version field says so.
 AUDIT_VERSION = 1
 

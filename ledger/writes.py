@@ -17,6 +17,7 @@ from domain.draw import initial_stock
 from ledger.keys import (
     CODE_JOBS,
     DISPATCHER_HEARTBEAT,
+    RELAY_HEARTBEAT,
     TENANTS,
     ActivityKeys,
     CodeKeys,
@@ -133,6 +134,11 @@ def mark_pending(pipe: Pipe, tenant_id: str, activity_id: str, request_key: str)
 def dispatcher_heartbeat(pipe: Pipe, body: bytes, ttl_s: int) -> None:
     """The dispatcher's proof of life (its actors answered a ping); readiness reads it."""
     pipe.set(DISPATCHER_HEARTBEAT, body, ex=ttl_s)
+
+
+def relay_heartbeat(pipe: Pipe, body: bytes, ttl_s: int) -> None:
+    """The relay's proof of life (its consumer is running); readiness reads it."""
+    pipe.set(RELAY_HEARTBEAT, body, ex=ttl_s)
 
 
 def code_batch_fields(batch: CodeBatch) -> dict[str, str]:

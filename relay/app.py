@@ -24,9 +24,10 @@ from aiokafka.structs import ConsumerRecord
 from redis.exceptions import RedisError
 
 from domain.topics import CLAIM_OUTCOMES, COUPON_CHANGES, DRAW_OUTCOMES, WRITEOFFS
+from ledger import writes
 from ledger.channels import ChannelStore
 from ledger.templates import TemplateStore
-from ledger.webhooks import RELAY_HEARTBEAT, WebhookStore
+from ledger.webhooks import WebhookStore
 from relay.channels import ChannelLinks, Issuer, issuances
 from relay.webhooks import Deliverer, Subscriptions, deliveries
 from runtime import logs
@@ -147,8 +148,9 @@ class Relay:
     async def _heartbeat(self, redis: aioredis.Redis) -> None:
         while True:
             try:
-                body = orjson.dumps({"at": time.time()})
-                await redis.set(RELAY_HEARTBEAT, body, ex=HEARTBEAT_TTL_S)
+                async with redis.pipeline(transaction=False) as pipe:
+                    writes.relay_heartbeat(pipe, orjson.dumps({"at": time.time()}), HEARTBEAT_TTL_S)
+                    await pipe.execute()
             except RedisError as exc:
                 log.warning("heartbeat failed: %s", exc)
             await asyncio.sleep(HEARTBEAT_EVERY_S)
