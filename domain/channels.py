@@ -9,8 +9,11 @@ most once per coupon**. The issuance turns ``unknown`` *before* the request
 goes out, so a timeout, an upstream 5xx, an unverifiable answer or a crash
 mid-call all leave it ``unknown``, and only a query (by ``out_request_no``, the
 coupon id) resolves it: found upstream -> ``issued``, not found -> ``failed``.
-The query is asked `Channel.reconcile_after_ms` after the issue was sent, when
-the upstream has finished with any request still in flight. A ``failed``
+The query is asked `Channel.query_wait_ms` after the issue was sent (the issue
+request's timeout, then `Channel.reconcile_after_ms`), when the upstream has
+finished with any request still in flight; so however many relays take an
+issuance, only the one that turned it ``unknown`` sends it, and nobody asks
+about it while that request may still land. A ``failed``
 issuance voids the Carnival coupon (the shopper must not hold a coupon that
 does not exist where it is spent).
 
@@ -100,6 +103,12 @@ class Channel(ChannelFields):
     # in the ledger beside the channel (ledger/channels.py).
     carnival_public_key_pem: str
 
+    @property
+    def query_wait_ms(self) -> int:
+        """From the issue request to the first query: the request's own timeout
+        (its sender may still be waiting), then the upstream's settling time."""
+        return self.timeout_ms + self.reconcile_after_ms
+
 
 def new_channel_id() -> str:
     return "ch_" + secrets.token_hex(8)
@@ -138,12 +147,12 @@ class Issuance(BaseModel):
     def failed(self, reason: str, at: int) -> Issuance:
         return self.model_copy(update={"state": "failed", "reason": reason, "resolved_at": at})
 
-    def due_at(self, reconcile_after_ms: int, now_ms: int) -> int:
+    def due_at(self, query_wait_ms: int, now_ms: int) -> int:
         """When to work on it next: a pending one now; an unknown one when the
         upstream is done with the issue request, then less and less often."""
         if self.state != "unknown" or self.issue_sent_at is None:
             return now_ms
-        return self.issue_sent_at + query_delay_ms(self.queries, reconcile_after_ms)
+        return self.issue_sent_at + query_delay_ms(self.queries, query_wait_ms)
 
     def undecided(self, error: str, queried: bool) -> Issuance:
         return self.model_copy(
@@ -151,11 +160,11 @@ class Issuance(BaseModel):
         )
 
 
-def query_delay_ms(queries: int, reconcile_after_ms: int) -> int:
+def query_delay_ms(queries: int, query_wait_ms: int) -> int:
     """From the issue request, when to query: the first query waits out requests
     still in flight; one that itself got no answer is asked again later and later
     (after 2, 4, 8 ... times the wait, at most an hour after the issue)."""
-    return min(3_600_000, reconcile_after_ms << min(queries, 16))
+    return min(3_600_000, query_wait_ms << min(queries, 16))
 
 
 class IssueRequest(BaseModel):

@@ -66,16 +66,14 @@ class ChannelStore:
         taken = await self.outbox.take_due(now_ms, lease_ms, limit)
         return [(raw, Issuance.model_validate_json(raw)) for _, raw in taken]
 
-    async def replace(
-        self, read: str, issuance: Issuance, reconcile_after_ms: int, now_ms: int
-    ) -> bool:
+    async def replace(self, read: str, issuance: Issuance, query_wait_ms: int, now_ms: int) -> bool:
         """Store ``issuance`` if still as ``read``: a final one leaves the queue (a
         failed one joins the coupons to void, in the same step), an undecided one is
         due again when it is next asked about."""
         if issuance.state in FINAL:
             place, at = "done", now_ms
         else:
-            place, at = "due", issuance.due_at(reconcile_after_ms, now_ms)
+            place, at = "due", issuance.due_at(query_wait_ms, now_ms)
         also = (TO_VOID, void_member(issuance)) if issuance.state == "failed" else None
         return await self.outbox.replace(
             issuance.coupon_id, read, issuance.model_dump_json(), place, at, also

@@ -37,6 +37,10 @@ from ledger.templates import TemplateStore
 log = logging.getLogger("carnival.relay.channels")
 
 TAKE = 200
+# What a relay takes is not taken by another for this long. Only against doing the
+# same work twice: an issue is guarded by the pending -> unknown step, which one
+# relay wins, and a query is due only when no issue request can still land.
+LEASE_MS = 10_000
 CONCURRENCY = 32
 IDLE_POLL_S = 0.2
 # A template's channel link is read again after this (a template's link is set at
@@ -126,8 +130,7 @@ class Issuer:
     async def run(self) -> None:
         while True:
             try:
-                # Leased past the longest call (timeouts are at most 60 s).
-                taken = await self._store.take_due(now_ms(), 130_000, TAKE)
+                taken = await self._store.take_due(now_ms(), LEASE_MS, TAKE)
             except RedisError as exc:
                 log.warning("could not read the issuance queue (%s); retrying", exc)
                 await asyncio.sleep(IDLE_POLL_S)
@@ -162,14 +165,14 @@ class Issuer:
                     # Written before the request goes out: a crash from here on
                     # leaves it unknown, to be asked about, never sent again.
                     if not await self._store.replace(
-                        read, sending, channel.reconcile_after_ms, now_ms()
+                        read, sending, channel.query_wait_ms, now_ms()
                     ):
                         return
                     read, issuance = sending.model_dump_json(), sending
                     done = await self._issue(channel, key, issuance)
                 else:
                     done = await self._query(channel, key, issuance)
-                await self._store.replace(read, done, channel.reconcile_after_ms, now_ms())
+                await self._store.replace(read, done, channel.query_wait_ms, now_ms())
                 if done.state in ("issued", "failed"):
                     log.info("issuance %s %s %s", done.coupon_id, done.state, done.reason)
             except RedisError as exc:  # still leased: worked on again once the lease ends

@@ -156,6 +156,42 @@ def test_issuances_end_issued_or_failed_and_never_twice_under_timeouts(
     assert_error(http.post(path, content=forged, headers=headers), 401, "bad_signature")
 
 
+def test_sigkill_of_the_relay_mid_issuance_never_issues_twice(
+    pipeline: Pipeline, http: httpx.Client, own_servers: Callable[..., Any], tmp_path: Any
+) -> None:
+    sim: UpstreamSim = own_servers(UpstreamSim(tmp_path / "sim"))
+    tenant = pipeline.tenant()
+    registered = Partners(http, tenant)
+    channel = _channel(http, tenant, registered.rsa, sim)
+    # Slow answers: a kill lands while issue requests are in flight.
+    httpx.post(f"{sim.url}/sim/faults", json={"latency_ms": 150}).raise_for_status()
+    n = 120
+    template = _template(
+        http,
+        tenant,
+        channel={"channel_id": channel["id"], "stock_id": "s2"},
+        limits={"stock": n, "per_user": 1},
+    )
+    replies = rush(pipeline, tenant, template.id, [(f"k{i}", f"c{i}") for i in range(n)], 64)
+    coupons = {_ok(r)["coupon"]["coupon_id"] for r in replies.values()}
+
+    def landed() -> dict[str, int]:
+        return httpx.get(f"{sim.url}/sim/state").json()["landed"]
+
+    wait_for(lambda: len(landed()) >= 10, 60, "issue requests under way")
+    pipeline.relay.kill()
+    killed_at = len(landed())
+    pipeline.relay.start(timeout=120)
+    issuances = _issuances_when_final(http, tenant, channel["id"], n)
+    assert {i["coupon_id"] for i in issuances} == coupons
+    final = landed()
+    assert killed_at < n, "the kill should land mid-way"
+    assert all(count == 1 for count in final.values()), "an issue request sent twice"
+    issued = {i["coupon_id"] for i in issuances if i["state"] == "issued"}
+    assert issued == set(final), "issued in Carnival exactly when issued upstream"
+    print(f"relay killed after {killed_at} of {n} issue requests landed; {len(issued)} issued")
+
+
 def test_a_wheel_prize_is_issued_upstream_too(
     pipeline: Pipeline, http: httpx.Client, own_servers: Callable[..., Any], tmp_path: Any
 ) -> None:
