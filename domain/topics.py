@@ -37,6 +37,10 @@ COUPON_CHANGES = Topic("carnival.coupon.changes", 6, "template id")
 # with the order's amount and the discount, keyed by template.
 WRITEOFFS = Topic("carnival.writeoffs", 6, "template id")
 
+# Dead letters: what the streams worker could not decode, as received, with the
+# reason and the topic it came from (one record each; a JSON object, not an array).
+DEAD_LETTERS = Topic("carnival.deadletters", 1, "the topic the rejected message came from")
+
 ALL_TOPICS: tuple[Topic, ...] = (
     REQUESTS,
     REPLIES,
@@ -44,6 +48,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     CLAIM_OUTCOMES,
     COUPON_CHANGES,
     WRITEOFFS,
+    DEAD_LETTERS,
 )
 
 # The header in which the api says how many requests a REQUESTS record carries,

@@ -27,10 +27,17 @@ from clickhouse_connect.driver.client import Client
 from faust.web import Request, Response, View
 
 from domain.events import Event
-from domain.topics import CLAIM_OUTCOMES, COUPON_CHANGES, DRAW_OUTCOMES, WRITEOFFS
+from domain.topics import CLAIM_OUTCOMES, COUPON_CHANGES, DEAD_LETTERS, DRAW_OUTCOMES, WRITEOFFS
 from runtime.settings import get_settings
 from streams import clickhouse, migrations, stats
-from streams.decode import decode_batch, decode_change, decode_claim, decode_writeoff
+from streams.decode import (
+    Rejected,
+    decode_batch,
+    decode_change,
+    decode_claim,
+    decode_outcome,
+    decode_writeoff,
+)
 
 log = logging.getLogger("carnival.streams")
 
@@ -97,6 +104,12 @@ writeoffs_topic = app.topic(
     key_serializer="raw",
     value_serializer="raw",
 )
+dead_letters_topic = app.topic(
+    DEAD_LETTERS.name,
+    partitions=DEAD_LETTERS.partitions,
+    key_serializer="raw",
+    value_serializer="raw",
+)
 
 # --- the ClickHouse client: opened once per process --------------------------
 
@@ -160,36 +173,61 @@ async def write_batch(
             await asyncio.sleep(delay)
 
 
+async def dead_letter(source: str, rejected: Sequence[Rejected]) -> None:
+    """Send what a batch could not decode to the dead-letter topic, and wait until
+    the broker has it: the batch's offsets are committed after this returns."""
+    sent = [
+        await dead_letters_topic.send(
+            key=source.encode(),
+            value=orjson.dumps(
+                {
+                    "topic": source,
+                    "reason": r.reason,
+                    "raw": r.raw.decode("utf-8", "replace"),
+                    "at": int(time.time() * 1000),
+                }
+            ),
+        )
+        for r in rejected
+    ]
+    await asyncio.gather(*sent)
+
+
+async def store(
+    stream: faust.StreamT,
+    source: str,
+    decode: Callable[[Any], Any],
+    insert: Callable[[Client, Sequence[Any]], int],
+) -> None:
+    """One stream's agent body: batches decoded, what cannot be decoded to the
+    dead-letter topic, the rest inserted; the batch is acked after both."""
+    async for values in stream.take(BATCH_MAX, within=BATCH_WITHIN_S):
+        rejected: list[Rejected] = []
+        events = decode_batch(values, decode, rejected)
+        if rejected:
+            await dead_letter(source, rejected)
+        if events:
+            await write_batch(events, insert)
+
+
 @app.agent(draw_outcomes_topic)
 async def store_draw_outcomes(stream: faust.StreamT) -> None:
-    async for values in stream.take(BATCH_MAX, within=BATCH_WITHIN_S):
-        outcomes = decode_batch(values)
-        if outcomes:
-            await write_batch(outcomes, clickhouse.insert_outcomes)
+    await store(stream, DRAW_OUTCOMES.name, decode_outcome, clickhouse.insert_outcomes)
 
 
 @app.agent(claim_outcomes_topic)
 async def store_claim_outcomes(stream: faust.StreamT) -> None:
-    async for values in stream.take(BATCH_MAX, within=BATCH_WITHIN_S):
-        claims = decode_batch(values, decode_claim)
-        if claims:
-            await write_batch(claims, clickhouse.insert_claims)
+    await store(stream, CLAIM_OUTCOMES.name, decode_claim, clickhouse.insert_claims)
 
 
 @app.agent(coupon_changes_topic)
 async def store_coupon_changes(stream: faust.StreamT) -> None:
-    async for values in stream.take(BATCH_MAX, within=BATCH_WITHIN_S):
-        changes = decode_batch(values, decode_change)
-        if changes:
-            await write_batch(changes, clickhouse.insert_changes)
+    await store(stream, COUPON_CHANGES.name, decode_change, clickhouse.insert_changes)
 
 
 @app.agent(writeoffs_topic)
 async def store_writeoffs(stream: faust.StreamT) -> None:
-    async for values in stream.take(BATCH_MAX, within=BATCH_WITHIN_S):
-        writeoffs = decode_batch(values, decode_writeoff)
-        if writeoffs:
-            await write_batch(writeoffs, clickhouse.insert_writeoffs)
+    await store(stream, WRITEOFFS.name, decode_writeoff, clickhouse.insert_writeoffs)
 
 
 @app.task

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from typing import Any, TypeVar, get_args
 
 import orjson
@@ -122,9 +122,28 @@ def _check_epoch_ms(ts: Any) -> None:
         raise SchemaError(f"occurred_at is not epoch ms: {ts!r}")
 
 
-def decode_record(raw: Any, decode: Callable[[Any], E] = decode_outcome) -> list[E]:  # type: ignore[assignment]
-    """The valid events of one record (bad ones are logged and skipped); raises
-    SchemaError when the record itself is not a JSON array."""
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """What could not be decoded, as received, and why: the dead-letter topic's."""
+
+    raw: bytes
+    reason: str
+
+
+def _raw(value: Any) -> bytes:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    return orjson.dumps(value, default=repr)
+
+
+def decode_record(
+    raw: Any,
+    decode: Callable[[Any], E] = decode_outcome,  # type: ignore[assignment]
+    rejected: list[Rejected] | None = None,
+) -> list[E]:
+    """The valid events of one record (each bad one is logged and, when
+    ``rejected`` is given, added to it); raises SchemaError when the record itself
+    is not a JSON array."""
     if not isinstance(raw, bytes | bytearray | memoryview):
         raise SchemaError(f"unexpected value type {type(raw).__name__}")
     try:
@@ -139,15 +158,24 @@ def decode_record(raw: Any, decode: Callable[[Any], E] = decode_outcome) -> list
             outcomes.append(decode(body))
         except SchemaError as exc:
             log.warning("skipping bad outcome event: %s", exc)
+            if rejected is not None:
+                rejected.append(Rejected(_raw(body), f"bad event: {exc}"))
     return outcomes
 
 
-def decode_batch(values: Iterable[Any], decode: Callable[[Any], E] = decode_outcome) -> list[E]:  # type: ignore[assignment]
-    """Decode a batch of records; bad records and events are logged and skipped, never raised."""
+def decode_batch(
+    values: Iterable[Any],
+    decode: Callable[[Any], E] = decode_outcome,  # type: ignore[assignment]
+    rejected: list[Rejected] | None = None,
+) -> list[E]:
+    """Decode a batch of records; bad records and events are logged, added to
+    ``rejected`` when given, and skipped, never raised."""
     outcomes: list[E] = []
     for raw in values:
         try:
-            outcomes += decode_record(raw, decode)
+            outcomes += decode_record(raw, decode, rejected)
         except SchemaError as exc:
             log.warning("skipping bad outcome record: %s", exc)
+            if rejected is not None:
+                rejected.append(Rejected(_raw(raw), f"bad record: {exc}"))
     return outcomes

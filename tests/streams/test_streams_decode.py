@@ -9,7 +9,7 @@ import pytest
 
 from domain.events import DrawOutcome, SchemaError
 from domain.topics import pack
-from streams.decode import decode_batch, decode_outcome, decode_record
+from streams.decode import Rejected, decode_batch, decode_outcome, decode_record
 
 GOOD = DrawOutcome(
     event_id="u1:r1",
@@ -74,6 +74,13 @@ def test_batch_skips_bad_and_keeps_order(caplog: pytest.LogCaptureFixture) -> No
     other = orjson.dumps(variant(event_id="u2:r2", user_id="u2", request_id="r2"))
     bad_event = orjson.dumps(variant(occurred_at="x"))
     with caplog.at_level(logging.WARNING, logger="carnival.streams"):
-        out = decode_batch([pack([GOOD.dumps()]), b"junk", pack([bad_event, other])])
+        rejected: list[Rejected] = []
+        out = decode_batch(
+            [pack([GOOD.dumps()]), b"junk", pack([bad_event, other])], rejected=rejected
+        )
     assert [o.event_id for o in out] == ["u1:r1", "u2:r2"]
     assert len([r for r in caplog.records if "skipping bad" in r.message]) == 2
+    # Each rejection as received, with its reason, for the dead-letter topic.
+    assert [r.raw for r in rejected] == [b"junk", bad_event]
+    assert rejected[0].reason.startswith("bad record: not JSON")
+    assert rejected[1].reason.startswith("bad event: occurred_at is not epoch ms")

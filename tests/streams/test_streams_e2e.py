@@ -25,10 +25,10 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from domain.events import DrawOutcome, OutcomeStatus, now_ms
-from domain.topics import DRAW_OUTCOMES, message_key, pack
+from domain.topics import DEAD_LETTERS, DRAW_OUTCOMES, message_key, pack
 
 pytestmark = pytest.mark.servers
 
@@ -145,6 +145,27 @@ def make_outcome(
     )
 
 
+async def dead_letters(bootstrap: str, raws: set[str]) -> list[dict[str, Any]]:
+    """The dead letters whose raw message is one of ``raws``, once all are there."""
+    consumer = AIOKafkaConsumer(
+        DEAD_LETTERS.name, bootstrap_servers=bootstrap, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    found: dict[str, dict[str, Any]] = {}
+    try:
+        deadline = time.monotonic() + VISIBLE_TIMEOUT_S
+        while set(found) != raws and time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for record in records:
+                    letter = orjson.loads(record.value)
+                    if letter["raw"] in raws:
+                        found[letter["raw"]] = letter
+    finally:
+        await consumer.stop()
+    assert set(found) == raws, f"dead letters missing: {raws - set(found)}"
+    return list(found.values())
+
+
 async def test_outcomes_reach_stats(worker: Worker, kafka_bootstrap: str) -> None:
     base = worker.base_url
     tenant = f"t-{uuid.uuid4().hex[:8]}"
@@ -194,6 +215,13 @@ async def test_outcomes_reach_stats(worker: Worker, kafka_bootstrap: str) -> Non
         bad = [b"{not json", pack([b'{"type":"draw.outcome","schema_version":99}']), pack([poison])]
         await send(*batch, *bad, batch[0])
         s = await wait_for("batch", stats, lambda s: s["outcomes"] == 5, worker, VISIBLE_TIMEOUT_S)
+        # What could not be decoded went to the dead-letter topic, with the reason.
+        expected = {"{not json", '{"type":"draw.outcome","schema_version":99}', poison.decode()}
+        letters = await dead_letters(kafka_bootstrap, expected)
+        assert {letter["topic"] for letter in letters} == {DRAW_OUTCOMES.name}
+        reasons = {letter["raw"]: letter["reason"] for letter in letters}
+        assert reasons["{not json"].startswith("bad record: not JSON")
+        assert reasons[poison.decode()].startswith("bad event: occurred_at is not epoch ms")
 
         # Freshness: time from the broker ack of one event to it being visible.
         latencies: list[float] = []
