@@ -97,9 +97,16 @@ class ExpirySweep:
         channels = ChannelStore(self._redis)
         settled: list[str] = []
         rows: defaultdict[tuple[str, str], list[Row]] = defaultdict(list)
-        for member in await channels.to_void(SWEEP_BATCH):
-            tenant_id, template_id, coupon_id = member.split("/", 2)
-            coupon = _coupon(await self._redis.hget(TenantKeys(tenant_id).coupons, coupon_id))
+        members = await channels.to_void(SWEEP_BATCH)
+        parts = [member.split("/", 2) for member in members]
+        pipe = self._redis.pipeline(transaction=False)
+        for tenant_id, _, coupon_id in parts:
+            pipe.hget(TenantKeys(tenant_id).coupons, coupon_id)
+        raws = await pipe.execute() if parts else []
+        for member, (tenant_id, template_id, coupon_id), raw in zip(
+            members, parts, raws, strict=True
+        ):
+            coupon = _coupon(raw)
             if coupon is None or coupon.state not in USABLE:
                 settled.append(member)
             elif f"void:{coupon_id}" not in self._asked:

@@ -33,6 +33,7 @@ from domain.events import now_ms
 from domain.signing import NONCE_HEADER, RSA_SHA256, sign_headers
 from ledger.channels import ChannelStore
 from ledger.templates import TemplateStore
+from relay.queue import work_forever
 
 log = logging.getLogger("carnival.relay.channels")
 
@@ -42,7 +43,6 @@ TAKE = 200
 # relay wins, and a query is due only when no issue request can still land.
 LEASE_MS = 10_000
 CONCURRENCY = 32
-IDLE_POLL_S = 0.2
 # A template's channel link is read again after this (a template's link is set at
 # creation; the cache only spares a Redis read per event).
 LINK_TTL_S = 5.0
@@ -128,17 +128,12 @@ class Issuer:
         await self._client.aclose()
 
     async def run(self) -> None:
-        while True:
-            try:
-                taken = await self._store.take_due(now_ms(), LEASE_MS, TAKE)
-            except RedisError as exc:
-                log.warning("could not read the issuance queue (%s); retrying", exc)
-                await asyncio.sleep(IDLE_POLL_S)
-                continue
-            if not taken:
-                await asyncio.sleep(IDLE_POLL_S)
-                continue
-            await asyncio.gather(*(self._work(read, i) for read, i in taken))
+        await work_forever(
+            lambda: self._store.take_due(now_ms(), LEASE_MS, TAKE), self._work_all, "issuance"
+        )
+
+    async def _work_all(self, taken: list[tuple[str, Issuance]]) -> None:
+        await asyncio.gather(*(self._work(read, i) for read, i in taken))
 
     async def _channel(self, channel_id: str) -> tuple[Channel, rsa.RSAPrivateKey] | None:
         if channel_id not in self._channels:

@@ -33,6 +33,7 @@ from domain.webhooks import (
     notification,
 )
 from ledger.webhooks import WebhookStore
+from relay.queue import work_forever
 from runtime.settings import Settings
 
 log = logging.getLogger("carnival.relay.webhooks")
@@ -42,7 +43,6 @@ TAKE = 200
 CONCURRENCY = 32
 # How long an attempt's answer body is kept in its record, for the delivery log.
 ERROR_CHARS = 300
-IDLE_POLL_S = 0.2
 # How often delivered and dead deliveries older than the retention are forgotten.
 TRIM_EVERY_S = 300.0
 
@@ -128,18 +128,13 @@ class Deliverer:
             await asyncio.sleep(TRIM_EVERY_S)
 
     async def run(self) -> None:
-        while True:
-            try:
-                taken = await self._store.take_due(now_ms(), self._lease_ms, TAKE)
-            except RedisError as exc:
-                log.warning("could not read the queue (%s); retrying", exc)
-                await asyncio.sleep(IDLE_POLL_S)
-                continue
-            if not taken:
-                await asyncio.sleep(IDLE_POLL_S)
-                continue
-            subs = await self._subs.current()
-            await asyncio.gather(*(self._attempt(read, d, subs) for read, d in taken))
+        await work_forever(
+            lambda: self._store.take_due(now_ms(), self._lease_ms, TAKE), self._send, "webhook"
+        )
+
+    async def _send(self, taken: list[tuple[str, Delivery]]) -> None:
+        subs = await self._subs.current()
+        await asyncio.gather(*(self._attempt(read, d, subs) for read, d in taken))
 
     async def _attempt(self, read: str, delivery: Delivery, subs: dict[str, Subscription]) -> None:
         async with self._slots:

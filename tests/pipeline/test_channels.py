@@ -20,7 +20,7 @@ from domain.activity import Prize
 from domain.signing import RSA_SHA256, generate_rsa_key, public_pem, sign_headers
 from ledger.keys import TenantKeys
 from tests.pipeline.conftest import Pipeline, Tenant, assert_error, draw, wait_for
-from tests.pipeline.test_claims import rush
+from tests.pipeline.test_webhooks import _claimed
 from tests.pipeline.test_writeoffs import ORDER_ITEMS, Partners, _ok, _template
 
 N = 200
@@ -77,6 +77,19 @@ def _channel(
     return channel
 
 
+def _channel_coupons(
+    pipeline: Pipeline, http: httpx.Client, tenant: Tenant, channel_id: str, n: int
+) -> set[str]:
+    """The coupons of ``n`` shoppers' claims from a new template linked to the channel."""
+    template = _template(
+        http,
+        tenant,
+        channel={"channel_id": channel_id, "stock_id": "stock-9"},
+        limits={"stock": n, "per_user": 1},
+    )
+    return set(_claimed(pipeline, tenant, template.id, n))
+
+
 def _issuances_when_final(
     http: httpx.Client, tenant: Tenant, channel_id: str, n: int
 ) -> list[dict[str, Any]]:
@@ -99,15 +112,7 @@ def test_issuances_end_issued_or_failed_and_never_twice_under_timeouts(
     channel = _channel(http, tenant, registered.rsa, sim)
     faults = {"timeout_rate": 0.2, "hang_ms": 800}
     httpx.post(f"{sim.url}/sim/faults", json=faults).raise_for_status()
-    template = _template(
-        http,
-        tenant,
-        channel={"channel_id": channel["id"], "stock_id": "stock-9"},
-        limits={"stock": N, "per_user": 1},
-    )
-    replies = rush(pipeline, tenant, template.id, [(f"u{i}", f"c{i}") for i in range(N)], 64)
-    coupons = {_ok(r)["coupon"]["coupon_id"] for r in replies.values()}
-    assert len(coupons) == N
+    coupons = _channel_coupons(pipeline, http, tenant, channel["id"], N)
 
     issuances = _issuances_when_final(http, tenant, channel["id"], N)
     states = Counter(i["state"] for i in issuances)
@@ -166,14 +171,7 @@ def test_sigkill_of_the_relay_mid_issuance_never_issues_twice(
     # Slow answers: a kill lands while issue requests are in flight.
     httpx.post(f"{sim.url}/sim/faults", json={"latency_ms": 150}).raise_for_status()
     n = 120
-    template = _template(
-        http,
-        tenant,
-        channel={"channel_id": channel["id"], "stock_id": "s2"},
-        limits={"stock": n, "per_user": 1},
-    )
-    replies = rush(pipeline, tenant, template.id, [(f"k{i}", f"c{i}") for i in range(n)], 64)
-    coupons = {_ok(r)["coupon"]["coupon_id"] for r in replies.values()}
+    coupons = _channel_coupons(pipeline, http, tenant, channel["id"], n)
 
     def landed() -> dict[str, int]:
         return httpx.get(f"{sim.url}/sim/state").json()["landed"]
