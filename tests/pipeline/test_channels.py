@@ -256,3 +256,13 @@ def test_bad_channels_are_refused(pipeline: Pipeline, http: httpx.Client) -> Non
     created = http.post("/v1/admin/templates", json=body, headers=headers)
     assert_error(created, 422, "channel_not_found")
     assert_error(http.get("/v1/admin/channels/ch_nope", headers=headers), 404, "channel_not_found")
+    # Another tenant sees none of it and cannot link its templates to it.
+    other = pipeline.tenant().staff_headers
+    mine = f"/v1/admin/channels/{made['id']}"
+    assert_error(http.get(mine, headers=other), 404, "channel_not_found")
+    assert_error(http.get(f"{mine}/issuances", headers=other), 404, "channel_not_found")
+    assert _ok(http.get("/v1/admin/channels", headers=other)) == []
+    linked = {**body, "channel": {"channel_id": made["id"], "stock_id": "s"}}
+    assert_error(
+        http.post("/v1/admin/templates", json=linked, headers=other), 422, "channel_not_found"
+    )

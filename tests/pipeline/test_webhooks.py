@@ -285,5 +285,14 @@ def test_bad_subscriptions_are_refused(pipeline: Pipeline, http: httpx.Client) -
         "bad_cursor",
     )
     first = next(iter(made))
+    # Another tenant, or another partner of this one, sees none of it.
+    other = pipeline.tenant().staff_headers
+    assert_error(http.get(path, headers=other), 404, "partner_not_found")
+    assert_error(http.get(f"{path}/{first}", headers=other), 404, "webhook_not_found")
+    assert_error(http.delete(f"{path}/{first}", headers=other), 404, "webhook_not_found")
+    with httpx.Client(base_url=pipeline.url, auth=registered.auth("rsa"), timeout=30) as till:
+        assert _ok(till.get("/v1/partner/webhooks")) == []
+        theirs = till.get(f"/v1/partner/webhooks/{first}/deliveries")
+        assert_error(theirs, 404, "webhook_not_found")
     assert http.delete(f"{path}/{first}", headers=headers).status_code == 204
     assert_error(http.get(f"{path}/{first}", headers=headers), 404, "webhook_not_found")
