@@ -30,6 +30,7 @@ from domain.claims import Coupon
 from domain.coupon_changes import EXPIRY_GRACE_MS, change_request_id
 from domain.events import now_ms
 from domain.road import COUPON, WRITEOFF, Row
+from ledger import writes
 from ledger.channels import ChannelStore
 from ledger.keys import TENANTS, TenantKeys
 
@@ -77,7 +78,9 @@ class ExpirySweep:
         try:
             async for key in self._redis.scan_iter(match=TenantKeys("*").record, count=1000):
                 tenant_id = key.decode().split("{t:", 1)[1].split("}", 1)[0]
-                await self._redis.sadd(TENANTS, tenant_id)
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    writes.index_tenant(pipe, tenant_id)
+                    await pipe.execute()
         except RedisError as exc:
             log.warning("could not index the tenants (%s); the sweep sees new ones only", exc)
 

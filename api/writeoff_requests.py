@@ -29,7 +29,8 @@ from domain.codes import normalize
 from domain.discount import REASON_MESSAGES
 from domain.road import CLAIM
 from ledger.codes import CodeStore
-from ledger.keys import TemplateKeys, TenantKeys
+from ledger.keys import TemplateKeys
+from ledger.partners import PartnerStore
 from ledger.templates import TemplateStore
 
 REJECTIONS: dict[str, tuple[int, str]] = {
@@ -115,17 +116,15 @@ async def remember(
 ) -> dict[str, Any]:
     """Record what a request id stands for, unless it already stands for
     something: then that (the caller compares ops and digests)."""
-    index = TenantKeys(partner.tenant_id).partner_requests
-    field = f"{partner.partner_id}:{request_id}"
-    redis = res.store.redis
-    if await redis.hsetnx(index, field, orjson.dumps(entry)):
-        return entry
-    return orjson.loads(await redis.hget(index, field))
+    store = PartnerStore(res.store.redis)
+    raw = orjson.dumps(entry)
+    known = await store.remember_request(partner.tenant_id, partner.partner_id, request_id, raw)
+    return entry if known == raw else orjson.loads(known)
 
 
 async def recalled(res: Res, partner: Caller, request_id: str) -> dict[str, Any] | None:
-    index = TenantKeys(partner.tenant_id).partner_requests
-    raw = await res.store.redis.hget(index, f"{partner.partner_id}:{request_id}")
+    store = PartnerStore(res.store.redis)
+    raw = await store.recalled_request(partner.tenant_id, partner.partner_id, request_id)
     return orjson.loads(raw) if raw else None
 
 

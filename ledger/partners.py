@@ -151,6 +151,22 @@ class PartnerStore:
             return None
         return PartnerWithKey(partner, PartnerKey(partner.algorithm, material))
 
+    async def remember_request(
+        self, tenant_id: str, partner_id: str, request_id: str, entry: bytes
+    ) -> bytes:
+        """Record what a partner's request id stands for, unless it already stands
+        for something; returns what it stands for now."""
+        index, field = TenantKeys(tenant_id).partner_requests, f"{partner_id}:{request_id}"
+        if await self.redis.hsetnx(index, field, entry):
+            return entry
+        return await self.redis.hget(index, field)
+
+    async def recalled_request(
+        self, tenant_id: str, partner_id: str, request_id: str
+    ) -> bytes | None:
+        index = TenantKeys(tenant_id).partner_requests
+        return await self.redis.hget(index, f"{partner_id}:{request_id}")
+
     async def remember_nonce(self, tenant_id: str, suffix: str, ttl_s: int) -> bool:
         """False when the nonce was seen within its window: a replay."""
         key = TenantKeys(tenant_id).nonce(suffix)

@@ -110,10 +110,15 @@ def audit(pipe: Pipe, tenant_id: str, who: str, action: str, subject: str, versi
     )
 
 
+def index_tenant(pipe: Pipe, tenant_id: str) -> None:
+    """Put a tenant in the index the sweeps walk (create_tenant does it for new ones)."""
+    pipe.sadd(TENANTS, tenant_id)
+
+
 def create_tenant(pipe: Pipe, tenant_id: str, name: str, shopper_secret: str) -> None:
     """Idempotent: an existing tenant keeps its name and shopper secret."""
     record = TenantKeys(tenant_id).record
-    pipe.sadd(TENANTS, tenant_id)
+    index_tenant(pipe, tenant_id)
     pipe.hsetnx(record, "name", name)
     pipe.hsetnx(record, "shopper_secret", shopper_secret)
 
