@@ -40,8 +40,9 @@ REJECT_SOLD_OUT = "sold_out"
 REJECT_USER_LIMIT = "user_limit_reached"
 REJECT_CODE_NOT_FOUND = "code_not_found"
 REJECT_CODE_NOT_AVAILABLE = "code_not_available"
+REJECT_NOT_EXCHANGEABLE = "not_exchangeable"
 
-CouponSource = Literal["claim", "draw", "distribution", "code"]
+CouponSource = Literal["claim", "draw", "distribution", "code", "exchange"]
 CouponState = Literal["available", "locked", "used", "voided", "expired"]
 ClaimStatus = Literal["issued", "rejected"]
 
@@ -198,3 +199,5 @@ class ClaimOutcome(Event):
     # Where an issued coupon came from (claim, distribution, code); "" when rejected
     # (added with a default: events of before still decode as version 1).
     source: str = ""
+    # Points an exchange spent on the coupon, in the claim's commit; 0 otherwise.
+    points_spent: int = 0

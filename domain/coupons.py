@@ -208,6 +208,9 @@ class CouponTemplate(_Frozen):
     validity: Validity
     stacking: Stacking = Stacking()
     limits: CouponLimits = CouponLimits()
+    # Points a shopper may exchange for one coupon (spent in the claim's commit);
+    # 0: not exchangeable. The claim rules (window, stock, per-user) apply too.
+    points_price: int = Field(default=0, ge=0, le=10**9)
     # When shoppers may claim (a flash sale opens at a second): half-open, by the
     # deciding actor's clock; None = from when it runs / until it ends.
     claim_opens_at: int | None = Field(default=None, ge=0)

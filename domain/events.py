@@ -127,6 +127,9 @@ class DrawOutcome(Event):
     # (added fields with defaults: events of before still decode as version 1).
     coupon_id: str = ""
     coupon_template: str = ""
+    # Points the draw cost and the points prize it won, moved in the draw's commit.
+    points_spent: int = 0
+    points_earned: int = 0
 
 
 def request_key(user_id: str, request_id: str) -> str:

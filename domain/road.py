@@ -17,9 +17,16 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, NamedTuple
 
 from domain.events import Event, now_ms
-from domain.topics import CLAIM_OUTCOMES, COUPON_CHANGES, DRAW_OUTCOMES, WRITEOFFS, Topic
+from domain.topics import (
+    CLAIM_OUTCOMES,
+    COUPON_CHANGES,
+    DRAW_OUTCOMES,
+    POINTS_OUTCOMES,
+    WRITEOFFS,
+    Topic,
+)
 
-KindName = Literal["draw", "claim", "coupon", "writeoff"]
+KindName = Literal["draw", "claim", "coupon", "writeoff", "points", "quota"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +43,13 @@ CLAIM = Kind("claim", "template", CLAIM_OUTCOMES)
 COUPON = Kind("coupon", "template", COUPON_CHANGES)
 # A partner's redemption: it spends the template's redemption count and budget.
 WRITEOFF = Kind("writeoff", "template", WRITEOFFS)
-KINDS: dict[str, Kind] = {k.name: k for k in (DRAW, CLAIM, COUPON, WRITEOFF)}
+# A points movement of the points kind (sign-in, order rebate, refund, adjustment,
+# expiry): it touches one shopper's account, owned by the account's shard.
+POINTS = Kind("points", "accounts", POINTS_OUTCOMES)
+# Chances added to a shopper's quota account in an activity (bought with points or
+# granted): they raise the pool's limits, so the activity's pool decides them.
+QUOTA = Kind("quota", "activity", POINTS_OUTCOMES)
+KINDS: dict[str, Kind] = {k.name: k for k in (DRAW, CLAIM, COUPON, WRITEOFF, POINTS, QUOTA)}
 
 
 # One request inside a REQUESTS record: [user_id, request_id, reply_id, body].

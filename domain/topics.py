@@ -37,6 +37,12 @@ COUPON_CHANGES = Topic("carnival.coupon.changes", 6, "template id")
 # with the order's amount and the discount, keyed by template.
 WRITEOFFS = Topic("carnival.writeoffs", 6, "template id")
 
+# Points outcomes: every sign-in, order rebate, refund, adjustment and expiry
+# (and every refused one), with the ledger entries it wrote, keyed by account shard.
+POINTS_OUTCOMES = Topic(
+    "carnival.points.outcomes", 6, "account shard (domain.points.account_shard)"
+)
+
 # Dead letters: what the streams worker could not decode, as received, with the
 # reason and the topic it came from (one record each; a JSON object, not an array).
 DEAD_LETTERS = Topic("carnival.deadletters", 1, "the topic the rejected message came from")
@@ -48,6 +54,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     CLAIM_OUTCOMES,
     COUPON_CHANGES,
     WRITEOFFS,
+    POINTS_OUTCOMES,
     DEAD_LETTERS,
 )
 

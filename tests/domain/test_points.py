@@ -16,14 +16,22 @@ from pydantic import ValidationError
 
 from domain.coupons import DAY_MS
 from domain.points import (
+    ALREADY_SIGNED_IN,
+    EXCHANGE_LIMIT,
     INSUFFICIENT,
+    NO_RULE,
+    ORDER_NOT_FOUND,
     Account,
     Entry,
     ExpiryPolicy,
     PointsError,
+    PointsRules,
+    apply,
+    count_exchange,
     earn,
     expire,
     reverse,
+    signin,
     spend,
 )
 
@@ -175,3 +183,59 @@ class Ledger(RuleBasedStateMachine):
 
 Ledger.TestCase.settings = settings(max_examples=200, stateful_step_count=40, deadline=None)
 TestLedger = Ledger.TestCase
+
+
+def test_signin_streaks_on_the_tenants_calendar() -> None:
+    rules = PointsRules(signin=(5, 10, 20), expiry=ExpiryPolicy(timezone=SHANGHAI))
+    account = Account()
+    day1 = _ms(SHANGHAI, 2026, 3, 1, 23, 50)
+    account, entry = signin(account, rules, "s1", day1)
+    assert (entry.amount, account.streak, account.signin_day) == (5, 1, 20260301)
+    with pytest.raises(PointsError) as refused:
+        signin(account, rules, "s2", day1 + 5 * 60_000)  # 23:55, the same local day
+    assert refused.value.code == ALREADY_SIGNED_IN
+    account, entry = signin(account, rules, "s2", day1 + 20 * 60_000)  # 00:10 the next day
+    assert (entry.amount, account.streak) == (10, 2)
+    account, _ = earn(account, "o", 3, day1 + DAY_MS, rules.expiry, "order", "o")
+    assert account.streak == 2, "an earning keeps the streak"
+    account, entry = signin(account, rules, "s3", day1 + 2 * DAY_MS)
+    account, entry = signin(account, rules, "s4", day1 + 3 * DAY_MS)
+    assert (entry.amount, account.streak) == (20, 4), "past the table: its last day"
+    account, entry = signin(account, rules, "s5", day1 + 5 * DAY_MS)  # a day skipped
+    assert (entry.amount, account.streak) == (5, 1)
+    assert account.balance == 5 + 10 + 3 + 20 + 20 + 5
+    with pytest.raises(PointsError) as none:
+        signin(Account(), PointsRules(), "s", day1)
+    assert none.value.code == NO_RULE
+
+
+def test_daily_exchange_limit_counts_local_days() -> None:
+    rules = PointsRules(exchange_daily_limit=2, expiry=ExpiryPolicy(timezone=SHANGHAI))
+    at = _ms(SHANGHAI, 2026, 3, 1, 12)
+    account = count_exchange(count_exchange(Account(), rules, at), rules, at)
+    with pytest.raises(PointsError) as refused:
+        count_exchange(account, rules, at)
+    assert refused.value.code == EXCHANGE_LIMIT
+    assert count_exchange(account, rules, at + DAY_MS).exchanges == 1
+
+
+def test_refund_of_a_pending_rebate_takes_it_all_back() -> None:
+    rules = PointsRules(order_points_per_unit=2, order_pending_days=7)
+    at = 1_000 * DAY_MS
+    account, earned = apply(
+        Account(),
+        rules,
+        "order:o1",
+        {"op": "order", "order_id": "o1", "amount_cents": 1050},
+        at,
+        None,
+    )
+    assert earned[0].amount == 21 and account.spendable(at) == 0 and account.pending(at) == 21
+    account, reversed_ = apply(
+        account, rules, "refund:o1", {"op": "refund", "order_id": "o1"}, at, 21
+    )
+    assert reversed_[0].amount == -21 and account.balance == 0 and account.lots == ()
+    assert account.spendable(at + 8 * DAY_MS) == 0, "a refunded rebate never becomes usable"
+    with pytest.raises(PointsError) as unknown:
+        apply(account, rules, "refund:o2", {"op": "refund", "order_id": "o2"}, at, None)
+    assert unknown.value.code == ORDER_NOT_FOUND

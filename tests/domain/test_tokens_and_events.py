@@ -81,7 +81,7 @@ def test_bad_messages_raise_schema_error(raw: bytes) -> None:
 def test_encode_is_dumps_without_the_dataclass(text: str, status: str, at: int, n: int) -> None:
     values = (
         *(text, "t", "a", "u", "r\\n" + text, status, "p", text, "coupon", "", "b:0:1", at, n),
-        *("c_" + text, "tpl"),
+        *("c_" + text, "tpl", n, n),
     )
     encode = DrawOutcome.encoder()
     assert encode(*values) == DrawOutcome(*values).dumps()  # type: ignore[arg-type]
