@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -60,10 +61,17 @@ class Tier(_Frozen):
 
 
 class Limits(_Frozen):
+    """A shopper's quota account in the activity: total, daily and monthly draws
+    (days and months on the activity's ``timezone``), each raised by the chances
+    the shopper bought with points or was granted (``domain.draw.Quota``)."""
+
     per_user_total: int = Field(default=0, ge=0)  # 0 = no limit, everywhere here
-    per_user_daily: int = Field(default=0, ge=0)  # UTC days
+    per_user_daily: int = Field(default=0, ge=0)
+    per_user_monthly: int = Field(default=0, ge=0)
     max_draws: int = Field(default=0, ge=0)  # activity-wide
     points_cost: int = Field(default=0, ge=0)  # per draw, deducted with the draw
+    # Points for one extra chance (POST .../chances); 0: chances are not sold.
+    chance_points: int = Field(default=0, ge=0, le=10**9)
 
 
 class Rules(_Frozen):
@@ -101,10 +109,17 @@ class Activity(_Frozen):
     envelopes: Envelopes | None = None
     # claim / flash_sale: the coupon templates the page offers, in page order.
     templates: tuple[str, ...] = Field(default=(), max_length=PAGE_MAX_TEMPLATES)
+    # The calendar of daily and monthly limits (an IANA zone: a day starts at
+    # the merchant's midnight, not UTC's).
+    timezone: str = Field(default="UTC", min_length=1, max_length=64)
     version: int = 1
 
     @model_validator(mode="after")
     def _check(self) -> Self:
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"timezone: '{self.timezone}' is not an IANA time zone") from exc
         starts, ends = self.starts_at, self.ends_at
         if starts is not None and ends is not None and ends <= starts:
             raise ValueError("ends_at must be after starts_at")

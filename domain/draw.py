@@ -8,8 +8,10 @@ applies decides):
 
 1. the activity is open (running, inside its window)   else ``activity_not_running``
 2. the user is not blacklisted                          else ``user_blacklisted``
-3. per-user total limit                                 else ``user_limit_reached``
-4. per-user daily limit (UTC day)                       else ``daily_limit_reached``
+3. per-user total limit (+ chances bought or granted)   else ``user_limit_reached``
+4. per-user daily limit (+ today's chances)             else ``daily_limit_reached``
+   per-user monthly limit (+ this month's chances)      else ``monthly_limit_reached``
+   (days and months on the activity's time zone)
 5. activity-wide maximum draws                          else ``activity_draws_exhausted``
 6. points balance covers the cost per draw              else ``insufficient_points``
 7. red envelopes: one is left                           else ``sold_out``
@@ -30,8 +32,10 @@ import random
 import time
 from collections.abc import Container
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from itertools import accumulate
 from typing import NamedTuple
+from zoneinfo import ZoneInfo
 
 from domain.activity import CLAIM_KINDS, Activity, Prize
 from domain.envelopes import next_amount
@@ -40,6 +44,9 @@ REJECT_NOT_RUNNING = "activity_not_running"
 REJECT_BLACKLISTED = "user_blacklisted"
 REJECT_USER_LIMIT = "user_limit_reached"
 REJECT_DAILY_LIMIT = "daily_limit_reached"
+REJECT_MONTHLY_LIMIT = "monthly_limit_reached"
+REJECT_CHANCES_NOT_SOLD = "chances_not_sold"  # a chance bought where none are sold
+REJECT_INVALID_CHANCES = "invalid_chances"  # the api checks the count; a guard
 REJECT_ACTIVITY_EXHAUSTED = "activity_draws_exhausted"
 REJECT_NO_POINTS = "insufficient_points"
 REJECT_SOLD_OUT = "sold_out"
@@ -54,6 +61,25 @@ BUDGET_LEFT = "budget_cents"
 
 def utc_day(at_ms: int) -> int:
     return int(time.strftime("%Y%m%d", time.gmtime(at_ms // 1000)))
+
+
+class Period(NamedTuple):
+    """The local day and month of an instant on a time zone, and the day's bounds."""
+
+    day: int  # yyyymmdd
+    month: int  # yyyymm
+    starts_at: int  # epoch ms of the local midnight that began the day
+    ends_at: int  # and of the one that ends it (a DST day is 23 or 25 hours)
+
+
+def period(at_ms: int, timezone: str) -> Period:
+    zone = ZoneInfo(timezone)
+    local = datetime.fromtimestamp(at_ms / 1000, UTC).astimezone(zone)
+    start = datetime(local.year, local.month, local.day, tzinfo=zone)
+    following = start.date() + timedelta(days=1)
+    end = datetime(following.year, following.month, following.day, tzinfo=zone)
+    day = local.year * 10_000 + local.month * 100 + local.day
+    return Period(day, day // 100, int(start.timestamp() * 1000), int(end.timestamp() * 1000))
 
 
 def initial_stock(activity: Activity) -> dict[str, int]:
@@ -75,8 +101,12 @@ def rejection(
     total_draws: int,
     points: int,
     envelopes_left: int | None,
+    draws_month: int = 0,
+    bonus: tuple[int, int, int] = (0, 0, 0),
 ) -> str:
     """Rules 0-7 in order: the reason the user may not draw now, or "" when they may.
+    ``bonus``: the chances the user bought or was granted, in all, today and this
+    month (the quota account's top-ups): each raises its limit.
 
     The one definition of draw eligibility: the actor decides with it and the
     shopper's activity view shows ``can_draw`` from it. Plain arguments, not a
@@ -90,16 +120,36 @@ def rejection(
     if user_id in blacklist:
         return REJECT_BLACKLISTED
     limits = activity.limits
-    if limits.per_user_total and draws >= limits.per_user_total:
+    if limits.per_user_total and draws >= limits.per_user_total + bonus[0]:
         return REJECT_USER_LIMIT
-    if limits.per_user_daily and draws_today >= limits.per_user_daily:
+    if limits.per_user_daily and draws_today >= limits.per_user_daily + bonus[1]:
         return REJECT_DAILY_LIMIT
+    if limits.per_user_monthly and draws_month >= limits.per_user_monthly + bonus[2]:
+        return REJECT_MONTHLY_LIMIT
     if limits.max_draws and total_draws >= limits.max_draws:
         return REJECT_ACTIVITY_EXHAUSTED
     if points < limits.points_cost:
         return REJECT_NO_POINTS
     if envelopes_left is not None and envelopes_left <= 0:
         return REJECT_SOLD_OUT
+    return ""
+
+
+MAX_CHANCES = 10_000  # one top-up
+
+
+def top_up_rejection(activity: Activity, at_ms: int, chances: object, bought: bool) -> str:
+    """Why chances may not be added to a quota account now, or "" when they may:
+    bought ones only where the activity sells them, none to a page of coupons or
+    an ended activity."""
+    if activity.kind in CLAIM_KINDS:
+        return REJECT_NOT_DRAWABLE
+    if activity.effective_status(at_ms) == "ended":
+        return REJECT_NOT_RUNNING
+    if type(chances) is not int or not 1 <= chances <= MAX_CHANCES:
+        return REJECT_INVALID_CHANCES
+    if bought and not activity.limits.chance_points:
+        return REJECT_CHANCES_NOT_SOLD
     return ""
 
 
@@ -143,10 +193,18 @@ class PoolState:
     activity: Activity
     stock: dict[str, int]  # remaining, per ledger stock field
     user_draws: dict[str, int] = field(default_factory=dict)
-    day: int = 0
+    day: int = 0  # yyyymmdd on the activity's time zone
     user_day_draws: dict[str, int] = field(default_factory=dict)  # for ``day`` only
     total_draws: int = 0
-    _day_ends_at: int = field(default=0, repr=False)  # epoch ms when ``day`` is over
+    month: int = 0  # yyyymm on the activity's time zone
+    user_month_draws: dict[str, int] = field(default_factory=dict)  # for ``month`` only
+    # Chances bought or granted (the quota account's top-ups): in all, on ``day``,
+    # in ``month``; each raises the matching limit.
+    bonus: dict[str, int] = field(default_factory=dict)
+    bonus_day: dict[str, int] = field(default_factory=dict)
+    bonus_month: dict[str, int] = field(default_factory=dict)
+    _day_starts_at: int = field(default=0, repr=False)  # epoch ms: ``day`` runs from
+    _day_ends_at: int = field(default=0, repr=False)  # to
     _tables: dict[int, WeightTable] = field(default_factory=dict, repr=False)
     _blacklist: frozenset[str] = field(default=frozenset(), repr=False)
     _open_at: int = field(default=-1, repr=False)  # the clock reading ``_open`` is for
@@ -192,9 +250,10 @@ class PoolState:
         """``wallet`` holds the points balances of the batch's users; it is
         updated so later requests of the same batch see the new balance."""
         used = self.user_draws.get(user_id, 0)
-        if not self._day_ends_at - 86_400_000 <= at_ms < self._day_ends_at:
+        if not self._day_starts_at <= at_ms < self._day_ends_at:
             self._roll_day(at_ms)
         today = self.user_day_draws.get(user_id, 0)
+        month = self.user_month_draws.get(user_id, 0)
         wallet = wallet if wallet is not None else {}
         balance = wallet.get(user_id, 0)
         activity = self.activity
@@ -211,6 +270,8 @@ class PoolState:
             self.total_draws,
             balance,
             envelopes,
+            month,
+            self._bonus(user_id) if self.bonus else (0, 0, 0),
         )
         if reason:
             return Decision("rejected", reason=reason)
@@ -222,14 +283,33 @@ class PoolState:
         wallet[user_id] = balance + decision.points_delta
         self.user_draws[user_id] = used + 1
         self.user_day_draws[user_id] = today + 1
+        self.user_month_draws[user_id] = month + 1
         self.total_draws += 1
         return decision
 
+    def _bonus(self, user_id: str) -> tuple[int, int, int]:
+        return (
+            self.bonus.get(user_id, 0),
+            self.bonus_day.get(user_id, 0),
+            self.bonus_month.get(user_id, 0),
+        )
+
+    def top_up(self, user_id: str, chances: int, at_ms: int) -> None:
+        """Chances bought or granted: the user's total, today's and this month's
+        limits each rise by ``chances``."""
+        if not self._day_starts_at <= at_ms < self._day_ends_at:
+            self._roll_day(at_ms)
+        for counts in (self.bonus, self.bonus_day, self.bonus_month):
+            counts[user_id] = counts.get(user_id, 0) + chances
+
     def _roll_day(self, at_ms: int) -> None:
-        day = utc_day(at_ms)
-        if day != self.day:  # counters of a new UTC day start at zero, like its ledger key
-            self.day, self.user_day_draws = day, {}
-        self._day_ends_at = (at_ms // 86_400_000 + 1) * 86_400_000
+        now = period(at_ms, self.activity.timezone)
+        # Counters of a new local day or month start at zero, like their ledger keys.
+        if now.day != self.day:
+            self.day, self.user_day_draws, self.bonus_day = now.day, {}, {}
+        if now.month != self.month:
+            self.month, self.user_month_draws, self.bonus_month = now.month, {}, {}
+        self._day_starts_at, self._day_ends_at = now.starts_at, now.ends_at
 
     def _open_envelope(self, rng: random.Random, cost: int) -> Decision:
         left = self.stock[ENVELOPES_LEFT]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import ValidationError
@@ -57,6 +59,41 @@ def test_per_user_and_daily_limits() -> None:
     assert state.decide("u", day2, rng).reason == rules.REJECT_USER_LIMIT
     assert state.user_draws["u"] == 3
     assert state.decide("other", day2, rng).status != "rejected"
+
+
+def _shanghai(*parts: int) -> int:
+    return int(datetime(*parts, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp() * 1000)  # type: ignore[misc]
+
+
+def test_days_and_months_follow_the_activity_time_zone_and_chances_raise_limits() -> None:
+    limits = Limits(per_user_daily=1, per_user_monthly=2)
+    state = _state(_activity(limits=limits, timezone="Asia/Shanghai"))
+    rng = random.Random(5)
+    # 23:30 on 31 March in Shanghai, then 00:30 on 1 April there: both 31 March in UTC.
+    march, april = _shanghai(2026, 3, 31, 23, 30), _shanghai(2026, 4, 1, 0, 30)
+    assert state.decide("u", march, rng).counts_as_draw
+    assert state.decide("u", march, rng).reason == rules.REJECT_DAILY_LIMIT
+    assert state.decide("u", april, rng).counts_as_draw, "a new local day and month"
+    assert (state.day, state.month) == (20260401, 202604)
+    assert state.decide("u", april, rng).reason == rules.REJECT_DAILY_LIMIT
+    state.top_up("u", 2, april)  # two chances: today's limit 3, this month's 4
+    assert state.decide("u", april, rng).counts_as_draw
+    assert state.decide("u", april, rng).counts_as_draw
+    assert state.decide("u", april, rng).reason == rules.REJECT_DAILY_LIMIT
+    assert state.decide("u", _shanghai(2026, 4, 2, 9), rng).counts_as_draw  # April's 4th of 4
+    assert state.decide("u", _shanghai(2026, 4, 3, 9), rng).reason == rules.REJECT_MONTHLY_LIMIT
+    assert state.bonus == {"u": 2} and state.bonus_day == {}, "today's chances ended with the day"
+
+
+def test_top_up_rejections() -> None:
+    sold = _activity(limits=Limits(chance_points=20))
+    assert rules.top_up_rejection(sold, 0, 3, bought=True) == ""
+    assert rules.top_up_rejection(_activity(), 0, 3, bought=True) == rules.REJECT_CHANCES_NOT_SOLD
+    assert rules.top_up_rejection(_activity(), 0, 3, bought=False) == ""
+    for bad in (0, -1, 10**6, "3", None):
+        assert rules.top_up_rejection(sold, 0, bad, bought=True) == rules.REJECT_INVALID_CHANCES
+    ended = _activity(limits=Limits(chance_points=20), ends_at=10)
+    assert rules.top_up_rejection(ended, 10, 1, bought=True) == rules.REJECT_NOT_RUNNING
 
 
 def test_activity_wide_maximum() -> None:
