@@ -6,14 +6,21 @@ the figures tools check against (totals, outcomes).
 
 from __future__ import annotations
 
+import secrets
+
 import orjson
 import redis
+from redis.exceptions import WatchError
 
+from domain import points
 from domain.activity import Activity
 from domain.claims import Coupon
 from domain.coupons import CouponTemplate
+from domain.events import now_ms
+from domain.points import Account, Entry, PointsRules
 from domain.tokens import hash_api_key, new_api_key, new_secret
 from ledger import writes
+from ledger.accounts import rules_of
 from ledger.keys import ActivityKeys, TemplateKeys, TenantKeys, api_key_key
 
 
@@ -88,15 +95,60 @@ class SyncLedger:
         raw = self.redis.hgetall(TenantKeys(tenant_id).wallets)
         return {k.decode(): v.decode().split("\n") for k, v in raw.items()}
 
-    def grant_points(self, tenant_id: str, balances: dict[str, int]) -> None:
-        pipe = self.redis.pipeline(transaction=True)
+    def grant_points(
+        self, tenant_id: str, balances: dict[str, int], at_ms: int | None = None
+    ) -> None:
+        """Seed points (tools and tests): one adjustment lot per user, earned at
+        ``at_ms`` (now by default; its expiry follows the tenant's rules), each
+        account written under WATCH so a commit moving it meanwhile makes this retry."""
+        tenant = TenantKeys(tenant_id)
         for user_id, amount in balances.items():
-            writes.grant_points(pipe, tenant_id, user_id, amount)
-        pipe.execute()
+            with self.redis.pipeline(transaction=True) as pipe:
+                while True:
+                    try:
+                        pipe.watch(tenant.points_accounts, tenant.points)
+                        raw = pipe.hget(tenant.points_accounts, user_id)
+                        legacy = pipe.hget(tenant.points, user_id)
+                        rules = pipe.get(tenant.points_rules)
+                        at = now_ms() if at_ms is None else at_ms
+                        account = Account.of(raw, int(legacy or 0), at)
+                        account, entry = points.earn(
+                            account,
+                            f"seed:{at}:{secrets.token_hex(4)}",
+                            amount,
+                            at,
+                            rules_of(rules).expiry,
+                            "seed",
+                            "admin",
+                            kind="adjust",
+                        )
+                        pipe.multi()
+                        writes.put_account(pipe, tenant_id, user_id, account, [entry])
+                        pipe.execute()
+                        break
+                    except WatchError:
+                        continue
 
     def points(self, tenant_id: str) -> dict[str, int]:
         raw = self.redis.hgetall(TenantKeys(tenant_id).points)
         return {k.decode(): int(v) for k, v in raw.items()}
+
+    def points_rules(self, tenant_id: str, rules: PointsRules) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        writes.put_points_rules(pipe, tenant_id, rules)
+        pipe.execute()
+
+    def points_accounts(self, tenant_id: str) -> dict[str, Account]:
+        raw = self.redis.hgetall(TenantKeys(tenant_id).points_accounts)
+        return {k.decode(): Account.model_validate_json(v) for k, v in raw.items()}
+
+    def points_log(self, tenant_id: str, user_id: str) -> list[Entry]:
+        raws = self.redis.lrange(TenantKeys(tenant_id).points_log(user_id), 0, -1)
+        return [Entry.model_validate_json(raw) for raw in raws]
+
+    def points_outcomes(self, tenant_id: str) -> dict[str, dict]:
+        raw = self.redis.hgetall(TenantKeys(tenant_id).points_outcomes)
+        return {k.decode(): orjson.loads(v) for k, v in raw.items()}
 
     def outcomes(self, tenant_id: str, activity_id: str) -> dict[str, dict]:
         """Every decided outcome of an activity, by request key."""

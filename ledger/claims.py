@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from pathlib import Path
 from typing import NamedTuple
 
 import redis.asyncio as aioredis
 
 from domain.coupons import CouponTemplate
+from domain.points import PointsRules
+from ledger import accounts
 from ledger.codes import CodeRecord
-from ledger.committer import Committer, Script
+from ledger.committer import Committer
 from ledger.keys import CodeKeys, TemplateKeys, TenantKeys
 
-COMMIT_CLAIMS = Script((Path(__file__).parent / "commit_claims.lua").read_text())
+COMMIT_CLAIMS = accounts.script("commit_claims.lua")
 
 
 class ClaimEntry(NamedTuple):
@@ -40,6 +41,15 @@ class LoadedTemplate:
     left: int | None  # None: unlimited stock
     users: dict[str, int]  # user id -> coupons claimed
     head: str
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    config: bytes | None
+    outcomes: list[bytes | None]
+    codes: dict[str, CodeRecord]
+    held: dict[str, accounts.HeldAccount]  # points accounts of the users who exchange
+    rules: PointsRules
 
 
 class ClaimLedger:
@@ -69,25 +79,42 @@ class ClaimLedger:
         )
 
     async def lookup(
-        self, tenant_id: str, template_id: str, request_keys: list[str], codes: list[str]
-    ) -> tuple[bytes | None, list[bytes | None], dict[str, CodeRecord]]:
-        """The config, the outcomes already decided and the records of ``codes``
-        (absent codes left out), in one round trip."""
+        self,
+        tenant_id: str,
+        template_id: str,
+        request_keys: list[str],
+        codes: list[str],
+        users: list[str],
+        at_ms: int,
+    ) -> Lookup:
+        """The config, the outcomes already decided, the records of ``codes``
+        (absent codes left out) and the points accounts of ``users`` (who
+        exchange points), in one round trip."""
         keys = TemplateKeys(tenant_id, template_id)
         pipe = self._redis.pipeline(transaction=False)
         pipe.get(keys.config)
         pipe.hmget(keys.outcomes, request_keys)
-        if codes:
-            pipe.hmget(CodeKeys(tenant_id).codes, codes)
-        config, outcomes, *records = await pipe.execute()
+        pipe.hmget(CodeKeys(tenant_id).codes, codes or ["-"])
+        if users:
+            accounts.read(pipe, tenant_id, users)
+        config, outcomes, records, *points = await pipe.execute()
         found = {}
-        for code, raw in zip(codes, records[0] if codes else [], strict=True):
+        for code, raw in zip(codes, records if codes else [], strict=True):
             if raw is not None:
                 found[code] = CodeRecord.decode(code, raw)
-        return config, outcomes, found
+        held, rules = {}, PointsRules()
+        if users:
+            raws, legacy, raw_rules = points
+            held, rules = accounts.hold(users, raws, legacy, at_ms), accounts.rules_of(raw_rules)
+        return Lookup(config, outcomes, found, held, rules)
 
     def commit(
-        self, template: CouponTemplate, entries: list[ClaimEntry], decided_on: str, head: str
+        self,
+        template: CouponTemplate,
+        entries: list[ClaimEntry],
+        changes: list[accounts.AccountChange],
+        decided_on: str,
+        head: str,
     ) -> asyncio.Future[list[bytes]]:
         """Queue the batch's commit (synchronous: decision order is commit order).
         The future's result is ``[b"ok", issued]`` or ``[b"stale", why]``."""
@@ -100,9 +127,11 @@ class ClaimLedger:
             template.limits.per_user,
             "1" if template.limits.stock is not None else "0",
             len(entries),
+            len(changes),
         ]
         for entry in entries:
             args.extend(entry)
+        args += accounts.args(changes)
         return self._commits.submit(
             COMMIT_CLAIMS,
             [
@@ -116,6 +145,7 @@ class ClaimLedger:
                 tenant.wallets,
                 CodeKeys(template.tenant_id).codes,
                 tenant.expiries,
+                *accounts.keys(template.tenant_id, changes),
             ],
             args,
         )

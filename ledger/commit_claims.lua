@@ -2,15 +2,18 @@
 -- KEYS: 1 config version, 2 head, 3 coupons left, 4 users (user -> claimed),
 --       5 outcomes, 6 issued, 7 tenant coupons (id -> coupon JSON),
 --       8 tenant wallets (user -> ids), 9 tenant codes (code -> "batch|state|user|coupon"),
---       10 tenant expiries (coupon id -> valid_until) (all share the tenant's hash tag)
+--       10 tenant expiries (coupon id -> valid_until), 11 points accounts,
+--       12 points balances, 13 points expiry schedule, then one points log list
+--       per account change (all share the tenant's hash tag)
 -- ARGV: 1 head the batch was decided on ('' for a template that never committed),
 --       2 this commit's head token, 3 config version decided under,
 --       4 per-user limit (0: none), 5 '1' when the stock is limited,
---       6 n decisions, then n x (request_key "<user>:<request id>", outcome,
+--       6 n decisions, 7 m account changes (exchanges: accounts.lua), then n x (request_key "<user>:<request id>", outcome,
 --       coupon id ('' for a rejection), coupon JSON ('' for a rejection),
 --       'c' a shopper's claim (counts toward the per-user limit) or 'g' an
 --       operator's grant (does not), the coupon code claimed ('' for none), its
---       batch id ('' for none), the coupon's valid_until ('' for none or a rejection))
+--       batch id ('' for none), the coupon's valid_until ('' for none or a rejection)),
+--       then the m account changes
 -- A code claim issues only if the code is still available (the actor read it
 -- so); the code is then assigned to the user and the coupon in this commit.
 -- Validated before anything is written, so a refused batch leaves no trace;
@@ -18,8 +21,9 @@
 -- the template's commits a chain (see commit_draws.lua); the stock and limit
 -- checks repeat what the chain implies, so they hold even if the actor's
 -- memory were wrong.
-local per_user, limited, n = tonumber(ARGV[4]), ARGV[5] == '1', tonumber(ARGV[6])
-local O, W = 7, 8
+local per_user, limited, n, m = tonumber(ARGV[4]), ARGV[5] == '1', tonumber(ARGV[6]), tonumber(ARGV[7])
+local O, W = 8, 8
+local A = O + W * n
 local CHUNK = 500
 
 local version = redis.call('GET', KEYS[1])
@@ -83,6 +87,10 @@ if per_user > 0 then
   if stale then return {'stale', stale} end
 end
 
+stale = accounts_stale(KEYS[11], A, m)
+if stale then return {'stale', stale} end
+
+accounts_write(KEYS[11], KEYS[12], KEYS[13], 14, A, m)
 if #codes > 0 then redis.call('HSET', KEYS[9], unpack(codes)) end
 if issued > 0 then
   if limited then redis.call('DECRBY', KEYS[3], issued) end

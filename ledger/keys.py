@@ -32,8 +32,42 @@ class TenantKeys:
 
     @property
     def points(self) -> str:
-        """Hash: user id -> points balance."""
+        """Hash: user id -> points balance, written with the account it is the sum of."""
         return f"{self.tag}:points"
+
+    @property
+    def points_accounts(self) -> str:
+        """Hash: user id -> account JSON (domain.points.Account: lots, streak)."""
+        return f"{self.tag}:points:accounts"
+
+    def points_log(self, user_id: str) -> str:
+        """List: the user's ledger entries (domain.points.Entry JSON), oldest first."""
+        return f"{self.tag}:points:log:{user_id}"
+
+    @property
+    def points_outcomes(self) -> str:
+        """Hash: request key -> outcome of a points request (sign-in, order, ...)."""
+        return f"{self.tag}:points:outcomes"
+
+    @property
+    def points_orders(self) -> str:
+        """Hash: order ref -> "<user id>|<amount cents>": who an order's rebate is for,
+        so a refund finds it and an order id posted again for another shopper or
+        amount is refused."""
+        return f"{self.tag}:points:orders"
+
+    def points_pending(self, request_key: str) -> str:
+        return f"{self.tag}:points:pending:{request_key}"
+
+    @property
+    def points_rules(self) -> str:
+        """String: the tenant's PointsRules JSON."""
+        return f"{self.tag}:points:rules"
+
+    @property
+    def points_expiries(self) -> str:
+        """Sorted set: user id -> when the user's soonest lot expires (the expiry job's work)."""
+        return f"{self.tag}:points:expiries"
 
     @property
     def audit(self) -> str:
@@ -147,8 +181,22 @@ class ActivityKeys:
         return f"{self.base}:users"
 
     def day(self, yyyymmdd: int) -> str:
-        """Hash: user id -> draws on that UTC day (expires after two days)."""
+        """Hash: user id -> draws on that local day (expires after two days)."""
         return f"{self.base}:day:{yyyymmdd}"
+
+    def month(self, yyyymm: int) -> str:
+        """Hash: user id -> draws in that local month (expires after two months)."""
+        return f"{self.base}:month:{yyyymm}"
+
+    def bonus(self, period: int | None = None) -> str:
+        """Hash: user id -> chances bought or granted (the quota account's top-ups),
+        in all, or on one local day (yyyymmdd) or month (yyyymm)."""
+        return f"{self.base}:bonus" if period is None else f"{self.base}:bonus:{period}"
+
+    @property
+    def quota_outcomes(self) -> str:
+        """Hash: request key -> outcome of a chances top-up (bought or granted)."""
+        return f"{self.base}:quota-outcomes"
 
     @property
     def draws(self) -> str:

@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from pathlib import Path
 from typing import NamedTuple
 
 import redis.asyncio as aioredis
 
 from domain.activity import Activity
 from domain.coupons import CouponTemplate
-from domain.draw import PoolState
-from ledger.committer import Committer, Script
+from domain.draw import Period, PoolState, period
+from domain.points import PointsRules
+from ledger import accounts
+from ledger.committer import Committer
 from ledger.keys import ActivityKeys, TemplateKeys, TenantKeys
 
 DAY_COUNTER_TTL_S = 2 * 86_400
-COMMIT_DRAWS = Script((Path(__file__).parent / "commit_draws.lua").read_text())
+MONTH_COUNTER_TTL_S = 62 * 86_400
+COMMIT_DRAWS = accounts.script("commit_draws.lua")
+COMMIT_QUOTA = accounts.script("commit_quota.lua")
 
 
 class Entry(NamedTuple):
@@ -29,13 +32,13 @@ class Entry(NamedTuple):
 
     request_key: str
     outcome: bytes
-    effect: str  # 'r' rejected; 'd' a draw, 'w' a win, then the points delta: 'd-10'
+    effect: str  # 'r' rejected; 'd' a draw, 'w' a win
 
 
-def effect(counts_as_draw: bool, won: bool, points_delta: int) -> str:
+def effect(counts_as_draw: bool, won: bool) -> str:
     if not counts_as_draw:
         return "r"
-    return f"{'w' if won else 'd'}{points_delta}"
+    return "w" if won else "d"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,11 +65,21 @@ class WonCoupon(NamedTuple):
 class Lookup:
     config: bytes | None
     outcomes: list[bytes | None]
-    balances: dict[str, int]
+    held: dict[str, accounts.HeldAccount]  # the users' points accounts, when asked for
+    rules: PointsRules
 
 
 def _int_map(raw: dict[bytes, bytes]) -> dict[str, int]:
     return {k.decode(): int(v) for k, v in raw.items()}
+
+
+class TopUp(NamedTuple):
+    """One chances top-up decision as the commit script needs it."""
+
+    request_key: str
+    outcome: bytes
+    user_id: str
+    chances: int  # 0 for a refusal
 
 
 class PoolLedger:
@@ -74,27 +87,55 @@ class PoolLedger:
         self._redis = reads
         self._commits = commits
 
-    async def load(self, tenant_id: str, activity_id: str, day: int) -> Loaded | None:
-        """Config, counters and chain head in one transaction; None for no such activity."""
+    async def load(self, tenant_id: str, activity_id: str, at_ms: int) -> Loaded | None:
+        """Config, counters (of the activity's local day and month at ``at_ms``) and
+        chain head in one transaction; None for no such activity."""
         keys = ActivityKeys(tenant_id, activity_id)
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.get(keys.config)
-        pipe.hgetall(keys.stock)
-        pipe.hgetall(keys.users)
-        pipe.hgetall(keys.day(day))
-        pipe.get(keys.draws)
-        pipe.get(keys.head)
-        config, stock, users, today, draws, head = await pipe.execute()
-        if config is None:
-            return None
+        while True:
+            # The day's keys depend on the config's time zone: read the config, then
+            # everything in one transaction that the config did not change meanwhile.
+            first = await self._redis.get(keys.config)
+            if first is None:
+                return None
+            now = period(at_ms, Activity.model_validate_json(first).timezone)
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.get(keys.config)
+            pipe.hgetall(keys.stock)
+            pipe.hgetall(keys.users)
+            pipe.hgetall(keys.day(now.day))
+            pipe.hgetall(keys.month(now.month))
+            pipe.hgetall(keys.bonus())
+            pipe.hgetall(keys.bonus(now.day))
+            pipe.hgetall(keys.bonus(now.month))
+            pipe.get(keys.draws)
+            pipe.get(keys.head)
+            (
+                config,
+                stock,
+                users,
+                today,
+                month,
+                bonus,
+                bonus_day,
+                bonus_month,
+                draws,
+                head,
+            ) = await pipe.execute()
+            if config == first:
+                break
         activity = Activity.model_validate_json(config)
         state = PoolState(
             activity=activity,
             stock=_int_map(stock),
             user_draws=_int_map(users),
-            day=day,
+            day=now.day,
             user_day_draws=_int_map(today),
             total_draws=int(draws or 0),
+            month=now.month,
+            user_month_draws=_int_map(month),
+            bonus=_int_map(bonus),
+            bonus_day=_int_map(bonus_day),
+            bonus_month=_int_map(bonus_month),
         )
         return Loaded(config, state, (head or b"").decode(), await self._templates(activity))
 
@@ -112,26 +153,90 @@ class PoolLedger:
         }
 
     async def lookup(
-        self, tenant_id: str, activity_id: str, request_keys: list[str], users: list[str]
+        self,
+        tenant_id: str,
+        activity_id: str,
+        request_keys: list[str],
+        users: list[str],
+        at_ms: int,
     ) -> Lookup:
-        """Config, outcomes already decided and the users' points, in one round trip."""
+        """Config, outcomes already decided and the users' points accounts (with
+        the tenant's points rules), in one round trip."""
         keys = ActivityKeys(tenant_id, activity_id)
         pipe = self._redis.pipeline(transaction=False)
         pipe.get(keys.config)
         pipe.hmget(keys.outcomes, request_keys)
         if users:
-            pipe.hmget(TenantKeys(tenant_id).points, users)
+            accounts.read(pipe, tenant_id, users)
         config, outcomes, *points = await pipe.execute()
-        balances = {u: int(b or 0) for u, b in zip(users, points[0], strict=True)} if users else {}
-        return Lookup(config, outcomes, balances)
+        if not users:
+            return Lookup(config, outcomes, {}, PointsRules())
+        raws, legacy, rules = points
+        held = accounts.hold(users, raws, legacy, at_ms)
+        return Lookup(config, outcomes, held, accounts.rules_of(rules))
+
+    async def lookup_top_ups(
+        self,
+        tenant_id: str,
+        activity_id: str,
+        request_keys: list[str],
+        users: list[str],
+        at_ms: int,
+    ) -> Lookup:
+        """Config, top-ups already decided and the users' points accounts."""
+        keys = ActivityKeys(tenant_id, activity_id)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.get(keys.config)
+        pipe.hmget(keys.quota_outcomes, request_keys)
+        accounts.read(pipe, tenant_id, users)
+        config, outcomes, raws, legacy, rules = await pipe.execute()
+        held = accounts.hold(users, raws, legacy, at_ms)
+        return Lookup(config, outcomes, held, accounts.rules_of(rules))
+
+    def commit_top_ups(
+        self,
+        activity: Activity,
+        now: Period,
+        top_ups: list[TopUp],
+        changes: list[accounts.AccountChange],
+        decided_on: str,
+        head: str,
+    ) -> asyncio.Future[list[bytes]]:
+        """Queue the top-ups' commit, a link of the pool's chain like a draw batch."""
+        keys = ActivityKeys(activity.tenant_id, activity.id)
+        args: list[str | bytes | int] = [
+            decided_on,
+            head,
+            activity.version,
+            len(top_ups),
+            len(changes),
+            DAY_COUNTER_TTL_S,
+            MONTH_COUNTER_TTL_S,
+        ]
+        for top_up in top_ups:
+            args.extend(top_up)
+        args += accounts.args(changes)
+        return self._commits.submit(
+            COMMIT_QUOTA,
+            [
+                keys.version,
+                keys.head,
+                keys.quota_outcomes,
+                keys.bonus(),
+                keys.bonus(now.day),
+                keys.bonus(now.month),
+                *accounts.keys(activity.tenant_id, changes),
+            ],
+            args,
+        )
 
     def commit(
         self,
         activity: Activity,
-        day: int,
+        now: Period,
         entries: list[Entry],
         stock: dict[str, int],
-        balances: dict[str, int],
+        changes: list[accounts.AccountChange],
         coupons: list[WonCoupon],
         decided_on: str,
         head: str,
@@ -139,10 +244,10 @@ class PoolLedger:
         """Queue the batch's commit; synchronous so decision order is commit order.
 
         ``stock``: the amount taken per stock field; ``decided_on``: the head the
-        batch was decided on; ``head``: its own token. ``balances``: the points each
-        user had when the actor decided (checked, so a concurrent points change makes
-        the batch stale instead of wrong). The future's result is ``[b"ok", draws]``
-        or ``[b"stale", why]``.
+        batch was decided on; ``head``: its own token. ``changes``: the points
+        accounts the draws moved, each compared with what the actor read (a
+        concurrent points change makes the batch stale instead of wrong). The
+        future's result is ``[b"ok", draws]`` or ``[b"stale", why]``.
         """
         keys = ActivityKeys(activity.tenant_id, activity.id)
         limits = activity.limits
@@ -156,15 +261,16 @@ class PoolLedger:
             DAY_COUNTER_TTL_S,
             len(entries),
             len(stock),
-            len(balances),
+            len(changes),
             len(coupons),
+            limits.per_user_monthly,
+            MONTH_COUNTER_TTL_S,
         ]
         for entry in entries:
             args.extend(entry)
         for field, amount in stock.items():
             args += [field, amount]
-        for user, balance in balances.items():
-            args += [user, balance]
+        args += accounts.args(changes)
         for coupon in coupons:
             args.extend(coupon)
         return self._commits.submit(
@@ -172,7 +278,7 @@ class PoolLedger:
             [
                 keys.stock,
                 keys.users,
-                keys.day(day),
+                keys.day(now.day),
                 keys.draws,
                 keys.outcomes,
                 keys.head,
@@ -182,6 +288,13 @@ class PoolLedger:
                 TenantKeys(activity.tenant_id).coupons,
                 TenantKeys(activity.tenant_id).wallets,
                 TenantKeys(activity.tenant_id).expiries,
+                TenantKeys(activity.tenant_id).points_accounts,
+                TenantKeys(activity.tenant_id).points_expiries,
+                keys.month(now.month),
+                keys.bonus(),
+                keys.bonus(now.day),
+                keys.bonus(now.month),
+                *(TenantKeys(activity.tenant_id).points_log(c.user_id) for c in changes),
             ],
             args,
         )

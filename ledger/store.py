@@ -47,6 +47,8 @@ class Progress:
     points: int
     total_draws: int  # the whole activity's, for ``max_draws``
     stock: dict[str, int]
+    draws_month: int = 0
+    bonus: tuple[int, int, int] = (0, 0, 0)  # chances in all, of today, of this month
 
 
 class Store:
@@ -154,7 +156,10 @@ class Store:
         key = ActivityKeys(tenant_id, activity_id).pending(request_key)
         return bool(await self.redis.exists(key))
 
-    async def progress(self, tenant_id: str, activity_id: str, user_id: str, day: int) -> Progress:
+    async def progress(
+        self, tenant_id: str, activity_id: str, user_id: str, day: int, month: int
+    ) -> Progress:
+        """``day`` and ``month``: the activity's local ones now (domain.draw.period)."""
         keys = ActivityKeys(tenant_id, activity_id)
         pipe = self.redis.pipeline(transaction=False)
         pipe.hget(keys.users, user_id)
@@ -162,14 +167,27 @@ class Store:
         pipe.hget(TenantKeys(tenant_id).points, user_id)
         pipe.get(keys.draws)
         pipe.hgetall(keys.stock)
-        draws, today, points, total, stock = await pipe.execute()
+        pipe.hget(keys.month(month), user_id)
+        for span in (None, day, month):
+            pipe.hget(keys.bonus(span), user_id)
+        draws, today, points, total, stock, this_month, *bonus = await pipe.execute()
         return Progress(
             int(draws or 0),
             int(today or 0),
             int(points or 0),
             int(total or 0),
             {k.decode(): int(v) for k, v in stock.items()},
+            int(this_month or 0),
+            (int(bonus[0] or 0), int(bonus[1] or 0), int(bonus[2] or 0)),
         )
+
+    async def top_up_outcome(
+        self, tenant_id: str, activity_id: str, request_key: str
+    ) -> dict | None:
+        raw = await self.redis.hget(
+            ActivityKeys(tenant_id, activity_id).quota_outcomes, request_key
+        )
+        return orjson.loads(raw) if raw else None
 
     async def wins(self, tenant_id: str, activity_id: str, user_id: str) -> list[dict]:
         keys = ActivityKeys(tenant_id, activity_id)
@@ -221,17 +239,6 @@ class Store:
         pipe.hget(keys.users, user_id)
         config, left, mine = await pipe.execute()
         return config, int(left) if left is not None else None, int(mine or 0)
-
-    # -- points (minimal: a balance per user; the points issue adds the ledger) -----
-    async def points(self, tenant_id: str, user_id: str) -> int:
-        return int(await self.redis.hget(TenantKeys(tenant_id).points, user_id) or 0)
-
-    async def grant_points(self, tenant_id: str, user_id: str, amount: int, who: str) -> int:
-        pipe = self.redis.pipeline(transaction=True)
-        writes.grant_points(pipe, tenant_id, user_id, amount)
-        writes.audit(pipe, tenant_id, who, "points.granted", f"{user_id}:{amount}", 0)
-        balance, _ = await pipe.execute()
-        return int(balance)
 
     # -- operations --------------------------------------------------------------
     async def dispatcher_heartbeat(self) -> dict | None:

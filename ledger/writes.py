@@ -14,6 +14,7 @@ from domain.activity import Activity
 from domain.code_batches import CodeBatch
 from domain.coupons import CouponTemplate
 from domain.draw import initial_stock
+from domain.points import Account, Entry, PointsRules
 from ledger.keys import (
     CODE_JOBS,
     DISPATCHER_HEARTBEAT,
@@ -127,8 +128,29 @@ def create_api_key(pipe: Pipe, key_hash: str, tenant_id: str, role: str, name: s
     pipe.hset(api_key_key(key_hash), mapping={"tenant_id": tenant_id, "role": role, "name": name})
 
 
-def grant_points(pipe: Pipe, tenant_id: str, user_id: str, amount: int) -> None:
-    pipe.hincrby(TenantKeys(tenant_id).points, user_id, amount)
+def put_points_rules(pipe: Pipe, tenant_id: str, rules: PointsRules) -> None:
+    pipe.set(TenantKeys(tenant_id).points_rules, rules.model_dump_json())
+
+
+def mark_points_pending(pipe: Pipe, tenant_id: str, request_key: str) -> None:
+    pipe.set(TenantKeys(tenant_id).points_pending(request_key), 1, ex=PENDING_TTL_S)
+
+
+def put_account(
+    pipe: Pipe, tenant_id: str, user_id: str, account: Account, entries: list[Entry]
+) -> None:
+    """An account written outside the commit scripts (seeding by tools, under
+    WATCH of the account): the layout ledger/accounts.lua writes."""
+    tenant = TenantKeys(tenant_id)
+    pipe.hset(tenant.points_accounts, user_id, account.model_dump_json())
+    pipe.hset(tenant.points, user_id, account.balance)
+    expiry = account.next_expiry()
+    if expiry is None:
+        pipe.zrem(tenant.points_expiries, user_id)
+    else:
+        pipe.zadd(tenant.points_expiries, {user_id: expiry})
+    if entries:
+        pipe.rpush(tenant.points_log(user_id), *(e.model_dump_json() for e in entries))
 
 
 def mark_pending(pipe: Pipe, tenant_id: str, activity_id: str, request_key: str) -> None:
