@@ -10,7 +10,10 @@ answered with the same coupon, never a second one.
 
 A request whose body says ``grant`` (a bulk distribution line, sent by the api's
 job) is an operator's grant: ``domain.claims.grant_rejection`` decides it, and it
-does not count toward the shopper's claim limit.
+does not count toward the shopper's claim limit. A request whose body says
+``exchange`` buys the coupon with points: the template's ``points_price`` is
+spent from the shopper's account in the same commit as the coupon is issued
+(ledger/accounts.lua), so neither happens without the other.
 """
 
 from __future__ import annotations
@@ -21,17 +24,22 @@ from dataclasses import dataclass
 
 from actors.holdings import Holdings
 from actors.recent import Commit, RecentOutcomes, settle
+from domain import points
 from domain.claims import (
+    REJECT_NOT_EXCHANGEABLE,
     REJECT_UNKNOWN_TEMPLATE,
     ClaimOutcome,
     Coupon,
+    CouponSource,
     claim_rejection,
     code_rejection,
     grant_rejection,
 )
 from domain.coupons import CouponTemplate
 from domain.events import now_ms
+from domain.points import PointsRules
 from domain.road import Request
+from ledger.accounts import HeldAccount
 from ledger.claims import ClaimEntry, ClaimLedger
 from ledger.codes import CodeRecord
 
@@ -90,14 +98,18 @@ class TemplateClaims:
         # Code claims: the codes' records are read before deciding (a code's state
         # is not held in memory; the commit checks it did not change since).
         codes = [r.body["code"] for r in unique if r.body is not None and "code" in r.body]
+        exchangers = sorted({r.user_id for r in unique if r.body and "exchange" in r.body})
         found: dict[str, bytes] = {}
         records: dict[str, CodeRecord] = {}
-        if attempt or held.fresh or codes:
-            config, outcomes, records = await self._ledger.lookup(*key, request_keys, codes)
-            if config != held.config:
+        accounts: dict[str, HeldAccount] = {}
+        rules = PointsRules()
+        if attempt or held.fresh or codes or exchangers:
+            look = await self._ledger.lookup(*key, request_keys, codes, exchangers, now_ms())
+            if look.config != held.config:
                 self._held.forget(key, held)
                 return None
-            found = {k: v for k, v in zip(request_keys, outcomes, strict=True) if v}
+            found = {k: v for k, v in zip(request_keys, look.outcomes, strict=True) if v}
+            records, accounts, rules = look.codes, look.held, look.rules
 
         # -- decide and queue the commit: no await from here to the submit --
         at = now_ms()
@@ -117,7 +129,7 @@ class TemplateClaims:
                 continue
             user_id = req.user_id
             body = req.body or {}
-            grant = "grant" in body
+            grant, exchange = "grant" in body, "exchange" in body
             code, code_batch = body.get("code", ""), body.get("batch", "")
             if grant:
                 reason = grant_rejection(template, held.left)
@@ -127,9 +139,11 @@ class TemplateClaims:
                 record = records.get(code)
                 known = (record.batch_id, record.state) if record else None
                 reason = code_rejection(known, code_batch, code in assigned)
+            if reason is None and exchange:  # last: nothing may refuse it after the spend
+                reason = _exchange(accounts[user_id], template, rules, req, at)
             origin = "g" if grant else "c"
             if reason is None:
-                source = "code" if code else ("distribution" if grant else "claim")
+                source = _source(code, grant, exchange)
                 coupon = Coupon.issue(template, user_id, source, code or req.key, at)
                 if code:
                     assigned.add(code)
@@ -137,7 +151,8 @@ class TemplateClaims:
                     held.left -= 1
                 if not grant:
                     held.users[user_id] = held.users.get(user_id, 0) + 1
-                outcome = _outcome(req, key, "issued", "", coupon, batch_id, at)
+                spent = template.points_price if exchange else 0
+                outcome = _outcome(req, key, "issued", "", coupon, batch_id, at, spent)
                 json = coupon.model_dump_json().encode()
                 until = "" if coupon.valid_until is None else coupon.valid_until
                 entry = ClaimEntry(
@@ -152,7 +167,8 @@ class TemplateClaims:
         commit: Commit | None = None
         if entries:
             head = secrets.token_hex(8)
-            commit = self._ledger.commit(template, entries, held.head, head)
+            changes = [h.change(user) for user, h in accounts.items() if h.moved]
+            commit = self._ledger.commit(template, entries, changes, held.head, head)
             held.head = head
             recent.add(owner, [(e.request_key, e.outcome) for e in entries], commit)
         # -- end of the decision --
@@ -173,6 +189,32 @@ class TemplateClaims:
         return Held(loaded.template, loaded.config, loaded.left, loaded.users, loaded.head)
 
 
+def _source(code: str, grant: bool, exchange: bool) -> CouponSource:
+    if code:
+        return "code"
+    if grant:
+        return "distribution"
+    return "exchange" if exchange else "claim"
+
+
+def _exchange(
+    held: HeldAccount, template: CouponTemplate, rules: PointsRules, req: Request, at: int
+) -> str | None:
+    """The points of an exchange spent from the account as held (None), or why not."""
+    price = template.points_price
+    if not price:
+        return REJECT_NOT_EXCHANGEABLE
+    try:
+        account = points.count_exchange(held.account, rules, at)
+        key = f"exchange:{template.id}:{req.request_id}"
+        account, entry = points.spend(account, key, price, at, "exchange", template.id)
+    except points.PointsError as exc:
+        return exc.code
+    held.account, held.moved = account, True
+    held.entries.append(entry)
+    return None
+
+
 def _outcome(
     req: Request,
     key: TemplateKey,
@@ -181,6 +223,7 @@ def _outcome(
     coupon: Coupon | None,
     batch_id: str,
     at: int,
+    points_spent: int = 0,
 ) -> bytes:
     return _ENCODE_OUTCOME(
         req.key,
@@ -195,6 +238,7 @@ def _outcome(
         batch_id,
         at,
         coupon.source if coupon else "",
+        points_spent,
     )
 
 

@@ -11,10 +11,13 @@ and decides again. A refused batch refuses every batch decided on top of it
 A won ``coupon`` prize issues a coupon from its template into the winner's
 wallet in the same commit as the draw: both happen, or neither.
 
-Pools whose decisions depend on points balances (a points cost, tiers by
-points) read the balances first and run one batch of the tenant at a time:
-points are shared by all of a tenant's activities, and a balance read while
-another batch's commit is in flight could not be trusted.
+Pools that move or read points (a points cost, points prizes, tiers by points)
+read the batch's points accounts first and run one batch of the tenant at a
+time: accounts are shared by all of a tenant's activities, and one read while
+another batch's commit is in flight could not be trusted. A draw's cost is
+spent from the account's lots and a points prize is a new lot, in the draw's
+commit (ledger/accounts.lua): no chance without its points, no points without
+the chance.
 """
 
 from __future__ import annotations
@@ -29,15 +32,25 @@ from dataclasses import dataclass
 
 from actors.holdings import Holdings
 from actors.recent import Commit, RecentOutcomes, settle
+from domain import points
 from domain.activity import Activity
 from domain.claims import Coupon
 from domain.coupons import CouponTemplate
-from domain.draw import REJECT_UNKNOWN_ACTIVITY, Decision, PoolState, utc_day
+from domain.draw import (
+    REJECT_UNKNOWN_ACTIVITY,
+    Decision,
+    PoolState,
+    period,
+    top_up_rejection,
+)
 from domain.events import DrawOutcome, now_ms
+from domain.points import PointsOutcome, PointsRules
 from domain.road import Request
-from ledger.pools import Entry, PoolLedger, WonCoupon, effect
+from ledger.accounts import HeldAccount
+from ledger.pools import Entry, PoolLedger, TopUp, WonCoupon, effect
 
 _ENCODE_OUTCOME = DrawOutcome.encoder()
+_ENCODE_POINTS = PointsOutcome.encoder()
 # Attempts per batch and pool before the batch fails back to the dispatcher,
 # which re-sends it (each attempt after the first reloads the pool).
 MAX_ATTEMPTS = 5
@@ -99,21 +112,24 @@ class DrawPools:
         """One attempt; None when the ledger refused it and the pool was reloaded."""
         request_keys = [r.key for r in unique]
         found: dict[str, bytes] = {}
-        balances: dict[str, int] = {}
+        held: dict[str, HeldAccount] = {}
+        rules = PointsRules()
+        at = now_ms()
         if attempt or wallet or pool.fresh:
             users = sorted({r.user_id for r in unique}) if wallet else []
-            look = await self._ledger.lookup(*key, request_keys, users)
+            look = await self._ledger.lookup(*key, request_keys, users, at)
             if look.config != pool.config:  # changed since loaded: reload, decide again
                 self._pools.forget(key, pool)
                 return None
             found = {k: v for k, v in zip(request_keys, look.outcomes, strict=True) if v}
-            balances = look.balances
+            held, rules = look.held, look.rules
 
         # -- decide and queue the commit: no await from here to the submit --
         at = now_ms()
-        day = utc_day(at)
         state, rng, recent = pool.state, self._rng, self._recent
-        purse = dict(balances)
+        now = period(at, state.activity.timezone)
+        purse = {user: h.account.spendable(at) for user, h in held.items()}
+        cost = state.activity.limits.points_cost
         results: dict[str, bytes] = {}
         waits: list[Commit] = []
         entries: list[Entry] = []
@@ -155,24 +171,21 @@ class DrawPools:
                 batch_id,
                 at,
                 coupon,
+                cost if wallet and decision.counts_as_draw else 0,
             )
             results[request_key] = outcome
-            entries.append(
-                Entry(
-                    request_key,
-                    outcome,
-                    effect(decision.counts_as_draw, won, decision.points_delta),
-                )
-            )
+            entries.append(Entry(request_key, outcome, effect(decision.counts_as_draw, won)))
+            if wallet and decision.counts_as_draw:
+                _move_points(held[user_id], decision, cost, activity_id, req.request_id, at, rules)
             for stock_field, amount in decision.stock:
                 taken[stock_field] = taken.get(stock_field, 0) + amount
         pool.fresh = False
         commit: Commit | None = None
         if entries:
             head = secrets.token_hex(8)
-            checked = balances if wallet else {}
+            changes = [h.change(user) for user, h in held.items() if h.moved]
             commit = self._ledger.commit(
-                state.activity, day, entries, taken, checked, coupons, pool.head, head
+                state.activity, now, entries, taken, changes, coupons, pool.head, head
             )
             pool.head = head
             recent.add(owner, [(e.request_key, e.outcome) for e in entries], commit)
@@ -183,20 +196,129 @@ class DrawPools:
             return None
         return results
 
+    async def top_up(
+        self, batch_id: str, tenant_id: str, activity_id: str, requests: list[Request]
+    ) -> dict[str, bytes]:
+        """Chances bought with points or granted, into the users' quota accounts of
+        the activity: one outcome per distinct request key, as ``decide``."""
+        key = (tenant_id, activity_id)
+        unique = list({r.key: r for r in requests}.values())
+        for _ in range(MAX_ATTEMPTS):
+            pool = await self._pools.get(key)
+            if pool is None:
+                at = now_ms()
+                return {
+                    r.key: _top_up_outcome(
+                        r, tenant_id, REJECT_UNKNOWN_ACTIVITY, [], 0, batch_id, at
+                    )
+                    for r in unique
+                }
+            async with self._tenant_locks[tenant_id]:  # it moves points, as a wallet pool
+                decided = await self._top_up_once(batch_id, key, pool, unique)
+            if decided is not None:
+                return decided
+        raise RuntimeError(f"top-ups {batch_id} for {key} refused {MAX_ATTEMPTS} times")
+
+    async def _top_up_once(
+        self, batch_id: str, key: PoolKey, pool: Pool, unique: list[Request]
+    ) -> dict[str, bytes] | None:
+        tenant_id, activity_id = key
+        users = sorted({r.user_id for r in unique})
+        look = await self._ledger.lookup_top_ups(*key, [r.key for r in unique], users, now_ms())
+        if look.config != pool.config:
+            self._pools.forget(key, pool)
+            return None
+        at = now_ms()
+        activity = pool.state.activity
+        results: dict[str, bytes] = {}
+        top_ups: list[TopUp] = []
+        for req, done in zip(unique, look.outcomes, strict=True):
+            if done is not None:
+                results[req.key] = done
+                continue
+            held = look.held[req.user_id]
+            body = req.body if type(req.body) is dict else {}
+            chances = body.get("chances")
+            bought = body.get("op") == "buy"
+            entries: list[points.Entry] = []
+            reason = top_up_rejection(activity, at, chances, bought)
+            if not reason and bought:
+                cost = activity.limits.chance_points * chances
+                source = f"chances:{activity_id}:{req.request_id}"
+                try:
+                    account, entry = points.spend(
+                        held.account, source, cost, at, "chances", activity_id
+                    )
+                except points.PointsError as exc:
+                    reason = exc.code
+                else:
+                    held.account, held.moved = account, True
+                    held.entries.append(entry)
+                    entries.append(entry)
+            if not reason:
+                pool.state.top_up(req.user_id, chances, at)
+            outcome = _top_up_outcome(
+                req, tenant_id, reason, entries, held.account.balance, batch_id, at, bought
+            )
+            results[req.key] = outcome
+            top_ups.append(TopUp(req.key, outcome, req.user_id, 0 if reason else chances))
+        if not top_ups:
+            return results
+        changes = [h.change(user) for user, h in look.held.items() if h.moved]
+        head = secrets.token_hex(8)
+        now = period(at, activity.timezone)
+        commit = self._ledger.commit_top_ups(activity, now, top_ups, changes, pool.head, head)
+        pool.head = head
+        refused = functools.partial(self._pools.forget, key, pool)
+        if not await settle(commit, [], refused, f"top-ups {batch_id} for {key}"):
+            return None
+        return results
+
     def _refused(self, key: PoolKey, owner: str, pool: Pool, entries: list[Entry]) -> None:
         self._recent.drop(owner, [e.request_key for e in entries])
         self._pools.forget(key, pool)
 
     async def _load(self, key: PoolKey) -> Pool | None:
-        loaded = await self._ledger.load(*key, utc_day(now_ms()))
+        loaded = await self._ledger.load(*key, now_ms())
         if loaded is None:
             return None
         return Pool(loaded.state, loaded.config, loaded.head, loaded.templates)
 
 
 def _needs_wallet(activity: Activity) -> bool:
-    """Whether decisions depend on points balances (then they are checked at commit)."""
-    return activity.limits.points_cost > 0 or any(t.min_points for t in activity.rules.tiers)
+    """Whether draws read or move points accounts (then they are read first and
+    checked at commit)."""
+    return (
+        activity.limits.points_cost > 0
+        or any(t.min_points for t in activity.rules.tiers)
+        or any(p.kind == "points" and p.points for p in activity.prizes)
+    )
+
+
+def _move_points(
+    held: HeldAccount,
+    decision: Decision,
+    cost: int,
+    activity_id: str,
+    request_id: str,
+    at: int,
+    rules: PointsRules,
+) -> None:
+    """The draw's cost spent and its points prize earned, as ledger entries. The
+    decision was made on the account's usable points, so the spend cannot fail."""
+    account = held.account
+    source = f"{activity_id}:{request_id}"
+    if cost:
+        account, entry = points.spend(account, f"draw:{source}", cost, at, "draw", activity_id)
+        held.entries.append(entry)
+    prize = decision.prize
+    if prize is not None and prize.kind == "points" and prize.points:
+        account, entry = points.earn(
+            account, f"prize:{source}", prize.points, at, rules.expiry, "prize", activity_id
+        )
+        held.entries.append(entry)
+    if account is not held.account:
+        held.account, held.moved = account, True
 
 
 def _outcome(
@@ -209,6 +331,7 @@ def _outcome(
     batch_id: str,
     at: int,
     coupon: Coupon | None = None,
+    points_spent: int = 0,
 ) -> bytes:
     """The serialised DrawOutcome of a decision."""
     prize = decision.prize
@@ -228,9 +351,50 @@ def _outcome(
         decision.amount,
         coupon.coupon_id if coupon else "",
         coupon.template_id if coupon else "",
+        points_spent,
+        prize.points if prize is not None and prize.kind == "points" else 0,
+    )
+
+
+def _top_up_outcome(
+    req: Request,
+    tenant_id: str,
+    reason: str,
+    entries: list[points.Entry],
+    balance: int,
+    batch_id: str,
+    at: int,
+    bought: bool = True,
+) -> bytes:
+    return _ENCODE_POINTS(
+        req.key,
+        tenant_id,
+        req.user_id,
+        req.request_id,
+        "chances" if bought else "grant_chances",
+        "rejected" if reason else "applied",
+        reason,
+        sum(e.amount for e in entries),
+        balance,
+        [e.model_dump() for e in entries],
+        batch_id,
+        at,
     )
 
 
 def _unknown(key: PoolKey, req: Request, batch_id: str) -> bytes:
     decision = Decision("rejected", reason=REJECT_UNKNOWN_ACTIVITY)
     return _outcome(req.key, *key, req.user_id, req.request_id, decision, batch_id, now_ms())
+
+
+class QuotaTopUps:
+    """The quota kind: chances top-ups, decided by the activity's pool (the draw
+    kind's owner), so draws and top-ups of one activity form one chain."""
+
+    def __init__(self, pools: DrawPools) -> None:
+        self._pools = pools
+
+    async def decide(
+        self, batch_id: str, tenant_id: str, activity_id: str, requests: list[Request]
+    ) -> dict[str, bytes]:
+        return await self._pools.top_up(batch_id, tenant_id, activity_id, requests)

@@ -21,14 +21,27 @@ import redis.asyncio as aioredis
 
 from actors.claims import TemplateClaims
 from actors.coupon_changes import CouponChanges
-from actors.draws import DrawPools
+from actors.draws import DrawPools, QuotaTopUps
+from actors.points import PointsAccounts
 from actors.recent import RecentOutcomes
 from actors.writeoffs import Writeoffs
 from domain.events import request_key
-from domain.road import CLAIM, COUPON, DRAW, KINDS, WRITEOFF, BatchResult, Request, reply_entry
+from domain.road import (
+    CLAIM,
+    COUPON,
+    DRAW,
+    KINDS,
+    POINTS,
+    QUOTA,
+    WRITEOFF,
+    BatchResult,
+    Request,
+    reply_entry,
+)
 from ledger.claims import ClaimLedger
 from ledger.committer import Committer
 from ledger.coupon_changes import CouponChangeLedger
+from ledger.points import PointsLedger
 from ledger.pools import PoolLedger
 from ledger.writeoffs import WriteoffLedger
 from runtime import heap
@@ -47,11 +60,14 @@ class OwnerHost:
         self._commits = Committer(redis_url)
         rng = random.Random(seed) if seed is not None else random.SystemRandom()
         self._recent = RecentOutcomes()
+        pools = DrawPools(PoolLedger(self._reads, self._commits), rng, self._recent)
         self._kinds = {
-            DRAW.name: DrawPools(PoolLedger(self._reads, self._commits), rng, self._recent),
+            DRAW.name: pools,
+            QUOTA.name: QuotaTopUps(pools),
             CLAIM.name: TemplateClaims(ClaimLedger(self._reads, self._commits), self._recent),
             COUPON.name: CouponChanges(CouponChangeLedger(self._reads, self._commits)),
             WRITEOFF.name: Writeoffs(WriteoffLedger(self._reads, self._commits)),
+            POINTS.name: PointsAccounts(PointsLedger(self._reads, self._commits)),
         }
 
     def pid(self) -> int:
