@@ -27,6 +27,7 @@ from api import (
     routes_ops,
     routes_orders,
     routes_partners,
+    routes_points,
     routes_templates,
     routes_wallet,
     routes_webhooks,
@@ -119,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes_budgets.router)
     app.include_router(routes_webhooks.router)
     app.include_router(routes_channels.router)
+    app.include_router(routes_points.router)
     return app
 
 

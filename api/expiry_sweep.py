@@ -29,10 +29,12 @@ from api.road import Road
 from domain.claims import Coupon
 from domain.coupon_changes import EXPIRY_GRACE_MS, change_request_id
 from domain.events import now_ms
-from domain.road import COUPON, WRITEOFF, Row
+from domain.points import account_shard
+from domain.road import COUPON, POINTS, WRITEOFF, Row
 from ledger import writes
 from ledger.channels import ChannelStore
 from ledger.keys import TENANTS, TenantKeys
+from ledger.points import PointsStore
 
 log = logging.getLogger("carnival.api.expiry")
 
@@ -123,9 +125,30 @@ class ExpirySweep:
         return sum(len(batch) for batch in rows.values())
 
     async def _sweep_tenant(self, tenant_id: str, monotonic: float) -> int:
-        return await self._sweep_expiries(tenant_id, monotonic) + await self._sweep_locks(
-            tenant_id, monotonic
+        return (
+            await self._sweep_expiries(tenant_id, monotonic)
+            + await self._sweep_locks(tenant_id, monotonic)
+            + await self._sweep_points(tenant_id, monotonic)
         )
+
+    async def _sweep_points(self, tenant_id: str, monotonic: float) -> int:
+        """Ask each account whose soonest lot expired to expire what is due. The
+        request id is made of that expiry instant, so a sweep that runs twice or
+        dies and runs again asks once; the account's actor writes one ``expire``
+        entry per lot (domain.points.expire_due), and the commit moves the
+        account's place in the schedule to its next expiry."""
+        due = await PointsStore(self._redis).due(tenant_id, now_ms() - EXPIRY_GRACE_MS, SWEEP_BATCH)
+        by_shard: defaultdict[str, list[Row]] = defaultdict(list)
+        for user_id, expires_at in due:
+            asked = f"points:{tenant_id}:{user_id}:{expires_at}"
+            if asked in self._asked:
+                continue
+            self._asked[asked] = monotonic
+            row: Row = (user_id, f"expire:{expires_at}", 0, {"op": "expire"})
+            by_shard[account_shard(user_id)].append(row)
+        for shard, rows in by_shard.items():
+            await self._road.submit(POINTS, tenant_id, shard, rows)
+        return sum(len(rows) for rows in by_shard.values())
 
     async def _sweep_locks(self, tenant_id: str, monotonic: float) -> int:
         """Release every lock that ended unconfirmed: its coupon and the budgets it

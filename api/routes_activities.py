@@ -8,7 +8,6 @@ from contextlib import contextmanager
 from typing import Any
 
 from fastapi import APIRouter, Path, Query
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.deps import AnyStaff, Operator, Res
@@ -25,7 +24,7 @@ from domain.activity import (
 )
 from domain.coupons import CouponTemplate
 from domain.events import now_ms
-from domain.ids import ID_PATTERN, USER_ID_PATTERN
+from domain.ids import ID_PATTERN
 from ledger.store import Principal, VersionConflict
 from ledger.templates import TemplateStore
 
@@ -76,12 +75,6 @@ class StockAdd(BaseModel):
     model_config = ConfigDict(extra="forbid")
     prize_id: str = Field(pattern=ID_PATTERN)
     add: int = Field(gt=0, le=1_000_000_000)
-
-
-class PointsGrant(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    user_id: str = Field(pattern=USER_ID_PATTERN)
-    amount: int = Field(gt=0, le=1_000_000_000)
 
 
 class ActivityAdminView(BaseModel):
@@ -243,12 +236,6 @@ async def add_stock(
     return await _replace(
         res, who, before, after, "activity.stock_added", (body.prize_id, body.add)
     )
-
-
-@router.post("/points/grants", summary="Credit points to a shopper")
-async def grant_points(res: Res, who: Operator, body: PointsGrant) -> JSONResponse:
-    balance = await res.store.grant_points(who.tenant_id, body.user_id, body.amount, who.key_name)
-    return JSONResponse({"user_id": body.user_id, "points": balance})
 
 
 @router.get("/audit", summary="Latest configuration changes of my tenant")

@@ -14,6 +14,7 @@ from api.deps import Res, Shopper
 from api.errors import ApiError, activity_not_found
 from api.tickets import RequestBody, Ticket
 from domain import claims as rules
+from domain import points
 from domain.activity import CLAIM_KINDS
 from domain.codes import MAX_RAW_CODE_CHARS, normalize
 from domain.coupons import CouponTemplate
@@ -39,6 +40,9 @@ REJECTIONS: dict[str, tuple[int, str]] = {
     rules.REJECT_USER_LIMIT: (409, "you already hold as many of these coupons as allowed"),
     rules.REJECT_CODE_NOT_FOUND: (404, "there is no such coupon code; check how it was typed"),
     rules.REJECT_CODE_NOT_AVAILABLE: (409, "this coupon code was already used or voided"),
+    rules.REJECT_NOT_EXCHANGEABLE: (409, "this coupon cannot be bought with points"),
+    points.INSUFFICIENT: (409, "not enough usable points for this coupon"),
+    points.EXCHANGE_LIMIT: (409, "the daily limit of points exchanges is reached"),
 }
 
 
@@ -200,6 +204,32 @@ async def claim(
         CLAIM, who.tenant_id, template_id, who.user_id, request_id, timeout_s
     )
     if outcome is None:  # queued on Kafka, not decided yet: the client polls
+        key = request_key(who.user_id, request_id)
+        await res.store.mark_claim_pending(who.tenant_id, template_id, key)
+        return _ticket(template_id, request_id)
+    return result(outcome)
+
+
+@router.post(
+    "/templates/{template_id}/exchanges",
+    response_model=ClaimResult,
+    responses={202: {"model": Ticket}},
+    summary="Buy a coupon with points (spent in the same commit as the coupon is issued)",
+)
+async def exchange(
+    res: Res, who: Shopper, template_id: str = TemplateId, body: RequestBody | None = None
+) -> Any:
+    request_id = (body.request_id if body else None) or uuid.uuid4().hex
+    outcome = await res.road.ask(
+        CLAIM,
+        who.tenant_id,
+        template_id,
+        who.user_id,
+        request_id,
+        res.settings.reply_timeout_ms / 1000,
+        {"exchange": True},
+    )
+    if outcome is None:  # the claim's poll answers it: an exchange is a claim
         key = request_key(who.user_id, request_id)
         await res.store.mark_claim_pending(who.tenant_id, template_id, key)
         return _ticket(template_id, request_id)

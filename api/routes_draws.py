@@ -16,7 +16,7 @@ from api.errors import ApiError, activity_not_found, validation_error
 from api.tickets import RequestBody, Ticket
 from domain import draw as rules
 from domain.activity import Activity
-from domain.draw import ENVELOPES_LEFT, rejection, utc_day
+from domain.draw import ENVELOPES_LEFT, period, rejection
 from domain.events import now_ms, request_key
 from domain.ids import ID_PATTERN, REQUEST_ID_PATTERN
 from domain.road import DRAW
@@ -72,6 +72,8 @@ class MyProgress(BaseModel):
     draws_today: int | None  # counted only when the activity has a daily limit
     remaining_total: int | None  # None = unlimited
     remaining_today: int | None
+    remaining_month: int | None
+    chances: int  # bought or granted in all (each raises every limit of its span)
     points: int
     can_draw: bool
 
@@ -84,6 +86,7 @@ class ActivityView(BaseModel):
     starts_at: int | None
     ends_at: int | None
     points_cost: int
+    chance_points: int  # the price of one more chance; 0: chances are not sold
     prizes: list[CellOut]
     envelopes_left: int | None
     me: MyProgress
@@ -142,11 +145,22 @@ def _ticket(activity_id: str, request_id: str) -> JSONResponse:
 async def activity_info(res: Res, who: Shopper, activity_id: str = ActivityId) -> ActivityView:
     activity = await activity_for(res, who.tenant_id, activity_id)
     at = now_ms()
-    mine = await res.store.progress(who.tenant_id, activity_id, who.user_id, utc_day(at))
+    now = period(at, activity.timezone)
+    mine = await res.store.progress(who.tenant_id, activity_id, who.user_id, now.day, now.month)
     limits = activity.limits
-    remaining_total = max(0, limits.per_user_total - mine.draws) if limits.per_user_total else None
+    bonus, bonus_today, bonus_month = mine.bonus
+    remaining_total = (
+        max(0, limits.per_user_total + bonus - mine.draws) if limits.per_user_total else None
+    )
     remaining_today = (
-        max(0, limits.per_user_daily - mine.draws_today) if limits.per_user_daily else None
+        max(0, limits.per_user_daily + bonus_today - mine.draws_today)
+        if limits.per_user_daily
+        else None
+    )
+    remaining_month = (
+        max(0, limits.per_user_monthly + bonus_month - mine.draws_month)
+        if limits.per_user_monthly
+        else None
     )
     envelopes_left = mine.stock.get(ENVELOPES_LEFT, 0) if activity.envelopes else None
     can_draw = not rejection(
@@ -159,6 +173,8 @@ async def activity_info(res: Res, who: Shopper, activity_id: str = ActivityId) -
         mine.total_draws,
         mine.points,
         envelopes_left,
+        mine.draws_month,
+        mine.bonus,
     )
     return ActivityView(
         id=activity.id,
@@ -168,6 +184,7 @@ async def activity_info(res: Res, who: Shopper, activity_id: str = ActivityId) -
         starts_at=activity.starts_at,
         ends_at=activity.ends_at,
         points_cost=limits.points_cost,
+        chance_points=limits.chance_points,
         prizes=[
             CellOut(id=p.id, name=p.name, kind=p.kind, position=i)
             for i, p in enumerate(activity.prizes)
@@ -178,6 +195,8 @@ async def activity_info(res: Res, who: Shopper, activity_id: str = ActivityId) -
             draws_today=mine.draws_today if limits.per_user_daily else None,
             remaining_total=remaining_total,
             remaining_today=remaining_today,
+            remaining_month=remaining_month,
+            chances=bonus,
             points=mine.points,
             can_draw=can_draw,
         ),
@@ -275,13 +294,3 @@ async def my_prizes(res: Res, who: Shopper, activity_id: str = ActivityId) -> li
         DrawResult(**result(o))
         for o in await res.store.wins(who.tenant_id, activity_id, who.user_id)
     ]
-
-
-class PointsOut(BaseModel):
-    user_id: str
-    points: int
-
-
-@router.get("/me/points", response_model=PointsOut, summary="My points balance")
-async def my_points(res: Res, who: Shopper) -> PointsOut:
-    return PointsOut(user_id=who.user_id, points=await res.store.points(who.tenant_id, who.user_id))
