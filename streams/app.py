@@ -1,5 +1,5 @@
-"""The Faust worker: draw, claim, coupon change and write-off events -> ClickHouse, plus the stats
-web views.
+"""The Faust worker: draw, claim, coupon change, write-off and points events -> ClickHouse, plus
+the stats web views.
 
 Data flow step 4. The worker is the one process that opens ClickHouse (chdb
 allows one process per data directory), so it also serves the read side over
@@ -27,7 +27,14 @@ from clickhouse_connect.driver.client import Client
 from faust.web import Request, Response, View
 
 from domain.events import Event
-from domain.topics import CLAIM_OUTCOMES, COUPON_CHANGES, DEAD_LETTERS, DRAW_OUTCOMES, WRITEOFFS
+from domain.topics import (
+    CLAIM_OUTCOMES,
+    COUPON_CHANGES,
+    DEAD_LETTERS,
+    DRAW_OUTCOMES,
+    POINTS_OUTCOMES,
+    WRITEOFFS,
+)
 from runtime.settings import get_settings
 from streams import clickhouse, migrations, stats
 from streams.decode import (
@@ -36,6 +43,7 @@ from streams.decode import (
     decode_change,
     decode_claim,
     decode_outcome,
+    decode_points,
     decode_writeoff,
 )
 
@@ -101,6 +109,12 @@ coupon_changes_topic = app.topic(
 writeoffs_topic = app.topic(
     WRITEOFFS.name,
     partitions=WRITEOFFS.partitions,
+    key_serializer="raw",
+    value_serializer="raw",
+)
+points_outcomes_topic = app.topic(
+    POINTS_OUTCOMES.name,
+    partitions=POINTS_OUTCOMES.partitions,
     key_serializer="raw",
     value_serializer="raw",
 )
@@ -230,6 +244,11 @@ async def store_writeoffs(stream: faust.StreamT) -> None:
     await store(stream, WRITEOFFS.name, decode_writeoff, clickhouse.insert_writeoffs)
 
 
+@app.agent(points_outcomes_topic)
+async def store_points_outcomes(stream: faust.StreamT) -> None:
+    await store(stream, POINTS_OUTCOMES.name, decode_points, clickhouse.insert_points)
+
+
 @app.task
 async def open_clickhouse_at_startup() -> None:
     # Open and migrate before the first batch or request arrives; fail loudly
@@ -289,6 +308,20 @@ class TemplateStats(View):
             body = await run_ch(stats.template_stats, tenant_id, template_id)
         except Exception:
             log.exception("template stats query failed")
+            return _json(self, {"error": "clickhouse_unavailable"}, 503)
+        return _json(self, body)
+
+
+@app.page("/internal/stats/points")
+class PointsStats(View):
+    async def get(self, request: Request) -> Response:
+        tenant_id = _tenant(request)
+        if tenant_id is None:
+            return _json(self, {"error": "tenant_id_required"}, 400)
+        try:
+            body = await run_ch(stats.points_stats, tenant_id)
+        except Exception:
+            log.exception("points stats query failed")
             return _json(self, {"error": "clickhouse_unavailable"}, 503)
         return _json(self, body)
 

@@ -20,8 +20,10 @@ from clickhouse_connect.driver.client import Client
 
 from domain.claims import ClaimOutcome
 from domain.coupon_changes import CouponChange
-from domain.events import DrawOutcome, Event
+from domain.events import DrawOutcome
+from domain.points import PointsOutcome
 from domain.writeoffs import Writeoff
+from streams import movements
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +31,17 @@ DRAW_OUTCOMES_TABLE = "draw_outcomes"
 CLAIM_OUTCOMES_TABLE = "claim_outcomes"
 COUPON_CHANGES_TABLE = "coupon_changes"
 WRITEOFFS_TABLE = "writeoffs"
+POINTS_TABLE = "points_movements"
+# Points a draw or a claim moved are rows of points_movements, not columns here:
+# the movements table is the one place points are summed.
+_POINTS_FIELDS = frozenset(("points_spent", "points_earned"))
 # One column per event field, in field order; ingested_at is left to its DEFAULT.
-OUTCOME_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(DrawOutcome))
-CLAIM_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ClaimOutcome))
+OUTCOME_COLUMNS: tuple[str, ...] = tuple(
+    f.name for f in fields(DrawOutcome) if f.name not in _POINTS_FIELDS
+)
+CLAIM_COLUMNS: tuple[str, ...] = tuple(
+    f.name for f in fields(ClaimOutcome) if f.name not in _POINTS_FIELDS
+)
 CHANGE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(CouponChange))
 WRITEOFF_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Writeoff))
 
@@ -51,7 +61,7 @@ def connect(dsn: str) -> Client:
     return clickhouse_connect.get_client(dsn=dsn)
 
 
-def _row(event: Event, columns: tuple[str, ...]) -> list[Any]:
+def _row(event: object, columns: tuple[str, ...]) -> list[Any]:
     row = [getattr(event, name) for name in columns]
     # Epoch ms -> aware UTC datetime; DateTime64(3) keeps the millis.
     at = columns.index("occurred_at")
@@ -59,7 +69,7 @@ def _row(event: Event, columns: tuple[str, ...]) -> list[Any]:
     return row
 
 
-def _insert(client: Client, table: str, columns: tuple[str, ...], events: Sequence[Event]) -> int:
+def _insert(client: Client, table: str, columns: tuple[str, ...], events: Sequence[object]) -> int:
     """Insert a batch in one column-oriented INSERT; returns rows written.
 
     Duplicates (same event_id) are fine: the table dedupes them.
@@ -72,11 +82,18 @@ def _insert(client: Client, table: str, columns: tuple[str, ...], events: Sequen
 
 
 def insert_outcomes(client: Client, outcomes: Sequence[DrawOutcome]) -> int:
-    return _insert(client, DRAW_OUTCOMES_TABLE, OUTCOME_COLUMNS, outcomes)
+    """The outcomes, then the points they moved. Not atomic: a failed second INSERT
+    fails the call, the batch is retried whole, and the first one's rows dedupe."""
+    written = _insert(client, DRAW_OUTCOMES_TABLE, OUTCOME_COLUMNS, outcomes)
+    insert_movements(client, movements.flatten(outcomes))
+    return written
 
 
 def insert_claims(client: Client, claims: Sequence[ClaimOutcome]) -> int:
-    return _insert(client, CLAIM_OUTCOMES_TABLE, CLAIM_COLUMNS, claims)
+    """The claims, then the points exchanges spent (not atomic: as insert_outcomes)."""
+    written = _insert(client, CLAIM_OUTCOMES_TABLE, CLAIM_COLUMNS, claims)
+    insert_movements(client, movements.flatten(claims))
+    return written
 
 
 def insert_changes(client: Client, changes: Sequence[CouponChange]) -> int:
@@ -85,6 +102,17 @@ def insert_changes(client: Client, changes: Sequence[CouponChange]) -> int:
 
 def insert_writeoffs(client: Client, writeoffs: Sequence[Writeoff]) -> int:
     return _insert(client, WRITEOFFS_TABLE, WRITEOFF_COLUMNS, writeoffs)
+
+
+def insert_points(client: Client, outcomes: Sequence[PointsOutcome]) -> int:
+    """The movements of a batch of points outcomes; returns outcomes taken (a
+    rejected one writes no row)."""
+    insert_movements(client, movements.flatten(outcomes))
+    return len(outcomes)
+
+
+def insert_movements(client: Client, rows: Sequence[movements.Movement]) -> int:
+    return _insert(client, POINTS_TABLE, movements.COLUMNS, rows)
 
 
 def ping(client: Client) -> bool:

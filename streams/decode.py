@@ -1,5 +1,5 @@
-"""Decode and validate outcome records (draws, claims, coupon changes, write-offs)
-before they reach ClickHouse.
+"""Decode and validate outcome records (draws, claims, coupon changes, write-offs,
+points) before they reach ClickHouse.
 
 A record is a JSON array of outcome events (domain/topics.py).
 
@@ -22,6 +22,7 @@ import orjson
 from domain.claims import ClaimOutcome, ClaimStatus
 from domain.coupon_changes import CHANGE_OPS, ChangeStatus, CouponChange
 from domain.events import DrawOutcome, Event, OutcomeStatus, SchemaError
+from domain.points import MAX_AMOUNT, EntryKind, PointsOutcome
 from domain.writeoffs import WRITEOFF_OPS, Writeoff, WriteoffStatus
 
 log = logging.getLogger("carnival.streams")
@@ -38,6 +39,12 @@ _CHANGE_STR_FIELDS = tuple(f.name for f in fields(CouponChange) if f.type == "st
 _WRITEOFF_STATUSES = frozenset(get_args(WriteoffStatus))
 _WRITEOFF_STR_FIELDS = tuple(f.name for f in fields(Writeoff) if f.type == "str")
 _WRITEOFF_CENTS_FIELDS = ("order_cents", "discount_cents")
+_POINTS_STATUSES = frozenset(("applied", "rejected"))
+_POINTS_STR_FIELDS = tuple(f.name for f in fields(PointsOutcome) if f.type == "str")
+_ENTRY_KINDS = frozenset(get_args(EntryKind))
+_ENTRY_STR_FIELDS = ("key", "kind", "reason", "source_id")
+# Int64 columns: anything beyond would fail its INSERT forever.
+_INT64_BOUND = 2**62
 # DateTime64(3) range ClickHouse accepts: 1900-01-01 .. 2299-12-31.
 _MIN_MS = -2_208_988_800_000
 _MAX_MS = 10_413_791_999_999
@@ -56,8 +63,9 @@ def decode_outcome(body: Any) -> DrawOutcome:
     if o.status not in _STATUSES:
         raise SchemaError(f"unknown status {o.status!r}")
     _check_epoch_ms(o.occurred_at)
-    if isinstance(o.amount, bool) or not isinstance(o.amount, int) or abs(o.amount) > 2**62:
-        raise SchemaError(f"amount is not an integer: {o.amount!r}")
+    _check_int("amount", o.amount)
+    _check_int("points_spent", o.points_spent, 0, MAX_AMOUNT)
+    _check_int("points_earned", o.points_earned, 0, MAX_AMOUNT)
     return o
 
 
@@ -78,6 +86,7 @@ def decode_claim(body: Any) -> ClaimOutcome:
         value = getattr(o, name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise SchemaError(f"{name} is not epoch ms: {value!r}")
+    _check_int("points_spent", o.points_spent, 0, MAX_AMOUNT)
     return o
 
 
@@ -110,16 +119,61 @@ def decode_writeoff(body: Any) -> Writeoff:
     if o.status not in _WRITEOFF_STATUSES or o.op not in WRITEOFF_OPS:
         raise SchemaError(f"unknown op or status {o.op!r} / {o.status!r}")
     for name in _WRITEOFF_CENTS_FIELDS:
-        value = getattr(o, name)
-        if isinstance(value, bool) or not isinstance(value, int) or abs(value) > 2**62:
-            raise SchemaError(f"{name} is not an integer: {value!r}")
+        _check_int(name, getattr(o, name))
     _check_epoch_ms(o.occurred_at)
     return o
 
 
-def _check_epoch_ms(ts: Any) -> None:
+def decode_points(body: Any) -> PointsOutcome:
+    """Check one points outcome and every movement it carries; raises SchemaError
+    when it is not a valid one (one bad movement rejects its whole outcome, so an
+    outcome's movements are stored all or none)."""
+    if not isinstance(body, dict):
+        raise SchemaError(f"an event is an object, not {type(body).__name__}")
+    o = PointsOutcome.from_dict(body)
+    for name in _POINTS_STR_FIELDS:
+        if not isinstance(getattr(o, name), str):
+            raise SchemaError(f"{name} is not a string")
+    # The user is part of every movement's id.
+    if not o.event_id or not o.tenant_id or not o.user_id:
+        raise SchemaError("event_id, tenant_id and user_id are required")
+    if o.status not in _POINTS_STATUSES:
+        raise SchemaError(f"unknown status {o.status!r}")
+    _check_epoch_ms(o.occurred_at)
+    _check_int("amount", o.amount)
+    _check_int("balance", o.balance)
+    if not isinstance(o.movements, list):
+        raise SchemaError("movements is not a list")
+    if o.status == "rejected" and o.movements:
+        raise SchemaError("a rejected points outcome moved points")
+    for movement in o.movements:
+        _check_entry(movement)
+    return o
+
+
+def _check_entry(entry: Any) -> None:
+    if not isinstance(entry, dict):
+        raise SchemaError(f"a movement is an object, not {type(entry).__name__}")
+    for name in _ENTRY_STR_FIELDS:
+        if not isinstance(entry.get(name), str):
+            raise SchemaError(f"movement {name} is not a string")
+    if not entry["key"]:
+        raise SchemaError("a movement needs its key")
+    if entry["kind"] not in _ENTRY_KINDS:
+        raise SchemaError(f"unknown movement kind {entry['kind']!r}")
+    _check_int("movement amount", entry.get("amount"))
+    _check_int("movement balance", entry.get("balance"))
+    _check_epoch_ms(entry.get("at"), "movement at")
+
+
+def _check_int(name: str, value: Any, low: int = -_INT64_BOUND, high: int = _INT64_BOUND) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise SchemaError(f"{name} is not an integer in {low}..{high}: {value!r}")
+
+
+def _check_epoch_ms(ts: Any, name: str = "occurred_at") -> None:
     if isinstance(ts, bool) or not isinstance(ts, int) or not _MIN_MS <= ts <= _MAX_MS:
-        raise SchemaError(f"occurred_at is not epoch ms: {ts!r}")
+        raise SchemaError(f"{name} is not epoch ms: {ts!r}")
 
 
 @dataclass(frozen=True, slots=True)

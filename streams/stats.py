@@ -179,3 +179,81 @@ def template_stats(client: Client, tenant_id: str, template_id: str) -> dict[str
 def tenant_event_count(client: Client, tenant_id: str) -> int:
     """Distinct draw outcome events of one tenant (all activities)."""
     return int(client.command(_COUNT_SQL, parameters={"tenant_id": tenant_id}))
+
+
+# Points figures, one set whatever the grouping. Amounts are signed (what balances
+# gained): earned and adjusted are net gains, the others the points taken, as
+# positive numbers. A sum cannot be deduplicated by uniqExact: FINAL collapses a
+# movement seen twice first (both copies have the same occurred_at, so the same
+# partition). Days are UTC days.
+_POINTS_FIGURES = """
+    sumIf(amount, kind = 'earn')      AS earned,
+    -sumIf(amount, kind = 'spend')    AS spent,
+    -sumIf(amount, kind = 'expire')   AS expired,
+    -sumIf(amount, kind = 'reverse')  AS reversed,
+    sumIf(amount, kind = 'adjust')    AS adjusted,
+    sum(amount)                       AS net,
+    count()                           AS movements
+"""
+_POINTS_NAMES = ("earned", "spent", "expired", "reversed", "adjusted", "net", "movements")
+_POINTS_FROM = "FROM points_movements FINAL WHERE tenant_id = {tenant_id:String}"
+
+_POINTS_TOTALS_SQL = f"""
+SELECT {_POINTS_FIGURES}, uniqExact(user_id) AS accounts, max(occurred_at) AS last_event_at
+{_POINTS_FROM}
+"""
+_POINTS_BY_DAY_SQL = f"""
+SELECT toDate(occurred_at) AS day, {_POINTS_FIGURES}
+{_POINTS_FROM}
+GROUP BY day ORDER BY day
+"""
+_POINTS_BY_REASON_SQL = f"""
+SELECT reason, {_POINTS_FIGURES}
+{_POINTS_FROM}
+GROUP BY reason ORDER BY reason
+"""
+
+
+def _figures(values: tuple[Any, ...]) -> dict[str, int]:
+    return {name: int(v or 0) for name, v in zip(_POINTS_NAMES, values, strict=True)}
+
+
+def points_totals(client: Client, tenant_id: str) -> dict[str, Any]:
+    """One tenant's points since the start: earned, spent, expired, reversed (all
+    positive), adjusted (net, signed), ``liability`` (points held by shoppers: the
+    sum of every movement), movements and accounts counted once each, and
+    ``last_event_at`` (epoch ms, or None)."""
+    row = client.query(_POINTS_TOTALS_SQL, parameters={"tenant_id": tenant_id}).first_row
+    figures = _figures(row[: len(_POINTS_NAMES)])
+    accounts, last_event_at = row[len(_POINTS_NAMES) :]
+    liability = figures.pop("net")
+    return {
+        "tenant_id": tenant_id,
+        **figures,
+        "liability": liability,
+        "accounts": int(accounts),
+        "last_event_at": _epoch_ms(last_event_at, figures["movements"]),
+    }
+
+
+def points_by_day(client: Client, tenant_id: str) -> list[dict[str, Any]]:
+    """The same figures per UTC day (``day`` as YYYY-MM-DD), oldest first; ``net``
+    is the day's change of the liability."""
+    rows = client.query(_POINTS_BY_DAY_SQL, parameters={"tenant_id": tenant_id}).result_rows
+    return [{"day": day.isoformat(), **_figures(tuple(rest))} for day, *rest in rows]
+
+
+def points_by_reason(client: Client, tenant_id: str) -> list[dict[str, Any]]:
+    """The same figures per movement reason (order, signin day N, refund, expired,
+    draw, prize, exchange, an operator's adjustment reason), by reason."""
+    rows = client.query(_POINTS_BY_REASON_SQL, parameters={"tenant_id": tenant_id}).result_rows
+    return [{"reason": reason, **_figures(tuple(rest))} for reason, *rest in rows]
+
+
+def points_stats(client: Client, tenant_id: str) -> dict[str, Any]:
+    """The points section of the stats: totals, and the figures per day and per reason."""
+    return {
+        **points_totals(client, tenant_id),
+        "by_day": points_by_day(client, tenant_id),
+        "by_reason": points_by_reason(client, tenant_id),
+    }

@@ -7,24 +7,12 @@ client on one tmp dir and every test uses its own tenant id.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from clickhouse_connect.driver.client import Client
 
 from domain.events import DrawOutcome, OutcomeStatus
 from streams import clickhouse, migrations, stats
-
-
-@pytest.fixture(scope="session")
-def ch_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
-    # Session-scoped: a second chdb path in this process would be refused.
-    path: Path = tmp_path_factory.mktemp("chdb") / "clickhouse"
-    client = clickhouse.connect(f"chdb://{path}")
-    migrations.migrate(client)
-    yield client
-    client.close()
 
 
 @pytest.fixture

@@ -1,0 +1,2 @@
+-- Reverses 008.
+DROP TABLE IF EXISTS points_movements;
