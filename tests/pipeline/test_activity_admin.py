@@ -521,7 +521,7 @@ def test_audit_log_lists_changes_in_order(pipeline: Pipeline, http: httpx.Client
         ("test", "activity.scheduled", aid, "3"),
         ("alice", "activity.stock_added", aid, "4"),
         ("alice", "activity.paused", aid, "5"),
-        ("alice", "points.granted", "bob:3", "0"),
+        ("alice", "points.adjusted", "bob:3", "0"),
     ]
     stamps = [int(e["at"]) for e in log]
     assert stamps == sorted(stamps, reverse=True)

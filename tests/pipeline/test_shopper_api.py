@@ -39,7 +39,7 @@ def _grant(http: httpx.Client, tenant: Tenant, user: str, amount: int) -> int:
         )
     )
     assert body["user_id"] == user
-    return body["points"]
+    return body["balance"]
 
 
 # -- activity info ----------------------------------------------------------------------
