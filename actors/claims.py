@@ -104,7 +104,7 @@ class TemplateClaims:
         accounts: dict[str, HeldAccount] = {}
         rules = PointsRules()
         if attempt or held.fresh or codes or exchangers:
-            look = await self._ledger.lookup(*key, request_keys, codes, exchangers, now_ms())
+            look = await self._ledger.lookup(*key, request_keys, codes, exchangers)
             if look.config != held.config:
                 self._held.forget(key, held)
                 return None

@@ -114,10 +114,9 @@ class DrawPools:
         found: dict[str, bytes] = {}
         held: dict[str, HeldAccount] = {}
         rules = PointsRules()
-        at = now_ms()
         if attempt or wallet or pool.fresh:
             users = sorted({r.user_id for r in unique}) if wallet else []
-            look = await self._ledger.lookup(*key, request_keys, users, at)
+            look = await self._ledger.lookup(*key, request_keys, users)
             if look.config != pool.config:  # changed since loaded: reload, decide again
                 self._pools.forget(key, pool)
                 return None
@@ -224,7 +223,7 @@ class DrawPools:
     ) -> dict[str, bytes] | None:
         tenant_id, activity_id = key
         users = sorted({r.user_id for r in unique})
-        look = await self._ledger.lookup_top_ups(*key, [r.key for r in unique], users, now_ms())
+        look = await self._ledger.lookup_top_ups(*key, [r.key for r in unique], users)
         if look.config != pool.config:
             self._pools.forget(key, pool)
             return None

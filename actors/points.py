@@ -45,7 +45,6 @@ class PointsAccounts:
     async def _decide_once(
         self, batch_id: str, tenant_id: str, unique: list[Request]
     ) -> tuple[dict[str, bytes], list[tuple[str, bytes]], list[AccountChange]]:
-        at = now_ms()
         users = sorted({r.user_id for r in unique})
         orders = {
             r.key: request_key(r.user_id, points.order_request_id(_order_id(r)))
@@ -53,8 +52,9 @@ class PointsAccounts:
             if _body(r).get("op") == "refund"
         }
         look = await self._ledger.lookup(
-            tenant_id, [r.key for r in unique], users, sorted(set(orders.values())), at
+            tenant_id, [r.key for r in unique], users, sorted(set(orders.values()))
         )
+        at = now_ms()
         earned = dict(look.orders)
         results: dict[str, bytes] = {}
         decided: list[tuple[str, bytes]] = []

@@ -197,11 +197,27 @@ async def coupon_page(res: Res, who: Shopper, activity_id: str = ActivityId) -> 
 async def claim(
     res: Res, who: Shopper, template_id: str = TemplateId, body: RequestBody | None = None
 ) -> Any:
-    request_id = (body.request_id if body else None) or uuid.uuid4().hex
-    timeout_s = res.settings.reply_timeout_ms / 1000
     # No ledger read here: the actor answers unknown templates and retries itself.
+    return await _ask(res, who, template_id, body, None)
+
+
+async def _ask(
+    res: Res,
+    who: ShopperClaims,
+    template_id: str,
+    body: RequestBody | None,
+    road_body: dict[str, Any] | None,
+) -> Any:
+    """A claim of any sort on the road: its outcome, or a ticket to poll."""
+    request_id = (body.request_id if body else None) or uuid.uuid4().hex
     outcome = await res.road.ask(
-        CLAIM, who.tenant_id, template_id, who.user_id, request_id, timeout_s
+        CLAIM,
+        who.tenant_id,
+        template_id,
+        who.user_id,
+        request_id,
+        res.settings.reply_timeout_ms / 1000,
+        road_body,
     )
     if outcome is None:  # queued on Kafka, not decided yet: the client polls
         key = request_key(who.user_id, request_id)
@@ -219,21 +235,8 @@ async def claim(
 async def exchange(
     res: Res, who: Shopper, template_id: str = TemplateId, body: RequestBody | None = None
 ) -> Any:
-    request_id = (body.request_id if body else None) or uuid.uuid4().hex
-    outcome = await res.road.ask(
-        CLAIM,
-        who.tenant_id,
-        template_id,
-        who.user_id,
-        request_id,
-        res.settings.reply_timeout_ms / 1000,
-        {"exchange": True},
-    )
-    if outcome is None:  # the claim's poll answers it: an exchange is a claim
-        key = request_key(who.user_id, request_id)
-        await res.store.mark_claim_pending(who.tenant_id, template_id, key)
-        return _ticket(template_id, request_id)
-    return result(outcome)
+    # An exchange is a claim that spends points: the claim's poll answers it.
+    return await _ask(res, who, template_id, body, {"exchange": True})
 
 
 @router.post(
@@ -255,23 +258,10 @@ async def claim_code(
     if record is None or batch is None:
         status, message = REJECTIONS[rules.REJECT_CODE_NOT_FOUND]
         raise ApiError(status, rules.REJECT_CODE_NOT_FOUND, message)
-    request_id = (body.request_id if body else None) or uuid.uuid4().hex
     # The template's actor decides, like any claim: its rules, then the code's
     # state as the ledger holds it (assigned in the same commit as the coupon).
-    outcome = await res.road.ask(
-        CLAIM,
-        who.tenant_id,
-        batch.template_id,
-        who.user_id,
-        request_id,
-        res.settings.reply_timeout_ms / 1000,
-        {"code": canonical, "batch": record.batch_id},
-    )
-    if outcome is None:
-        key = request_key(who.user_id, request_id)
-        await res.store.mark_claim_pending(who.tenant_id, batch.template_id, key)
-        return _ticket(batch.template_id, request_id)
-    return result(outcome)
+    road_body = {"code": canonical, "batch": record.batch_id}
+    return await _ask(res, who, batch.template_id, body, road_body)
 
 
 @router.get(

@@ -179,7 +179,7 @@ async def _poll(res: Res, tenant_id: str, user_id: str, request_id: str, poll: s
 async def _account(res: Res, tenant_id: str, user_id: str, within_days: int) -> AccountView:
     store = PointsStore(res.store.redis)
     at = now_ms()
-    account, policy = await store.account(tenant_id, user_id, at), await store.rules(tenant_id)
+    account, policy = await store.account(tenant_id, user_id), await store.rules(tenant_id)
     return AccountView(
         user_id=user_id,
         points=account.balance,

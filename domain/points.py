@@ -152,7 +152,7 @@ class Account(_Frozen):
     exchanges: int = 0
 
     @classmethod
-    def of(cls, raw: bytes | None, legacy_balance: int, at_ms: int) -> Account:
+    def of(cls, raw: bytes | None, legacy_balance: int) -> Account:
         """The account as stored; one written before accounts had lots (only a
         balance) is one lot that never expires."""
         if raw:

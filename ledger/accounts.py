@@ -54,10 +54,10 @@ class HeldAccount:
 
 
 def hold(
-    users: list[str], raws: list[bytes | None], legacy: list[bytes | None], at_ms: int
+    users: list[str], raws: list[bytes | None], legacy: list[bytes | None]
 ) -> dict[str, HeldAccount]:
     return {
-        user: HeldAccount(raw or b"", Account.of(raw, int(old or 0), at_ms))
+        user: HeldAccount(raw or b"", Account.of(raw, int(old or 0)))
         for user, raw, old in zip(users, raws, legacy, strict=True)
     }
 

@@ -111,7 +111,7 @@ class SyncLedger:
                         legacy = pipe.hget(tenant.points, user_id)
                         rules = pipe.get(tenant.points_rules)
                         at = now_ms() if at_ms is None else at_ms
-                        account = Account.of(raw, int(legacy or 0), at)
+                        account = Account.of(raw, int(legacy or 0))
                         account, entry = points.earn(
                             account,
                             f"seed:{at}:{secrets.token_hex(4)}",

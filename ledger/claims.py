@@ -85,7 +85,6 @@ class ClaimLedger:
         request_keys: list[str],
         codes: list[str],
         users: list[str],
-        at_ms: int,
     ) -> Lookup:
         """The config, the outcomes already decided, the records of ``codes``
         (absent codes left out) and the points accounts of ``users`` (who
@@ -105,7 +104,7 @@ class ClaimLedger:
         held, rules = {}, PointsRules()
         if users:
             raws, legacy, raw_rules = points
-            held, rules = accounts.hold(users, raws, legacy, at_ms), accounts.rules_of(raw_rules)
+            held, rules = accounts.hold(users, raws, legacy), accounts.rules_of(raw_rules)
         return Lookup(config, outcomes, found, held, rules)
 
     def commit(

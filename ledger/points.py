@@ -36,7 +36,6 @@ class PointsLedger:
         request_keys: list[str],
         users: list[str],
         order_keys: list[str],
-        at_ms: int,
     ) -> Lookup:
         """Outcomes already decided, the users' accounts, the tenant's rules and
         the outcomes of the orders a refund names, in one round trip."""
@@ -53,7 +52,7 @@ class PointsLedger:
                 outcome = orjson.loads(raw)
                 if outcome["status"] == "applied":
                     earned[key] = outcome["amount"]
-        held = accounts.hold(users, raws, legacy, at_ms)
+        held = accounts.hold(users, raws, legacy)
         return Lookup(accounts.rules_of(rules), outcomes, held, earned)
 
     def commit(
@@ -101,11 +100,11 @@ class PointsStore:
         writes.audit(pipe, tenant_id, who, action, subject, 0)
         await pipe.execute()
 
-    async def account(self, tenant_id: str, user_id: str, at_ms: int) -> Account:
+    async def account(self, tenant_id: str, user_id: str) -> Account:
         pipe = self.redis.pipeline(transaction=False)
         accounts.read(pipe, tenant_id, [user_id])
         raws, legacy, _ = await pipe.execute()
-        return accounts.hold([user_id], raws, legacy, at_ms)[user_id].account
+        return accounts.hold([user_id], raws, legacy)[user_id].account
 
     async def statement(
         self, tenant_id: str, user_id: str, before: int | None, limit: int

@@ -158,7 +158,6 @@ class PoolLedger:
         activity_id: str,
         request_keys: list[str],
         users: list[str],
-        at_ms: int,
     ) -> Lookup:
         """Config, outcomes already decided and the users' points accounts (with
         the tenant's points rules), in one round trip."""
@@ -172,7 +171,7 @@ class PoolLedger:
         if not users:
             return Lookup(config, outcomes, {}, PointsRules())
         raws, legacy, rules = points
-        held = accounts.hold(users, raws, legacy, at_ms)
+        held = accounts.hold(users, raws, legacy)
         return Lookup(config, outcomes, held, accounts.rules_of(rules))
 
     async def lookup_top_ups(
@@ -181,7 +180,6 @@ class PoolLedger:
         activity_id: str,
         request_keys: list[str],
         users: list[str],
-        at_ms: int,
     ) -> Lookup:
         """Config, top-ups already decided and the users' points accounts."""
         keys = ActivityKeys(tenant_id, activity_id)
@@ -190,7 +188,7 @@ class PoolLedger:
         pipe.hmget(keys.quota_outcomes, request_keys)
         accounts.read(pipe, tenant_id, users)
         config, outcomes, raws, legacy, rules = await pipe.execute()
-        held = accounts.hold(users, raws, legacy, at_ms)
+        held = accounts.hold(users, raws, legacy)
         return Lookup(config, outcomes, held, accounts.rules_of(rules))
 
     def commit_top_ups(
