@@ -1,0 +1,1 @@
+"""Grafana dashboards (JSON provisioned by docker-compose) and their generator."""
