@@ -60,6 +60,14 @@ async def template_stats(
     return await _stats(res, f"/internal/stats/templates/{template_id}", who.tenant_id)
 
 
+@router.get(
+    "/stats/points",
+    summary="Points earned, spent, expired, reversed and adjusted, by day and reason; liability",
+)
+async def points_stats(res: Res, who: AnyStaff) -> dict[str, Any]:
+    return await _stats(res, "/internal/stats/points", who.tenant_id)
+
+
 async def _stats(res: Res, path: str, tenant_id: str) -> dict[str, Any]:
     try:
         reply = await res.streams.get(path, params={"tenant_id": tenant_id})

@@ -400,6 +400,20 @@ def test_thousands_earning_and_spending_across_a_sigkill(
         else:
             rid = "signin" if what == "signin" else f"order:m/o-{user}"
             assert body["decided_at"] == earned[request_key(user, rid)]["occurred_at"]
+    # ClickHouse holds every movement once: its liability is the ledger's balances
+    # less the seeded points (written straight to the ledger, never an event).
+    seeded = 12 * len(users[::2])
+    liability = sum(pipeline.ledger.points(tenant.tenant_id).values()) - seeded
+    movements = sum(len(log) for log in logs.values()) - len(users[::2])
+    wait_for(
+        lambda: (
+            (s := http.get("/v1/stats/points", headers=tenant.staff_headers).json())["liability"]
+            == liability
+            and s["movements"] == movements
+        ),
+        timeout=60,
+        what="ClickHouse to hold every points movement once",
+    )
     print(f"{kill} killed; HTTP {dict(codes)}; coupons {len(issued)} of {stock}")
 
 

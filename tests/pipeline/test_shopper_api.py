@@ -67,6 +67,8 @@ def test_info_shows_prizes_and_my_chances(pipeline: Pipeline, http: httpx.Client
         "draws_today": 0,
         "remaining_total": 3,
         "remaining_today": 2,
+        "remaining_month": None,
+        "chances": 0,
         "points": 0,
         "can_draw": True,
     }
