@@ -257,3 +257,151 @@ def points_stats(client: Client, tenant_id: str) -> dict[str, Any]:
         "by_day": points_by_day(client, tenant_id),
         "by_reason": points_by_reason(client, tenant_id),
     }
+
+
+# Minute series over the rollups of sql/009_minute_rollups.sql. A rollup state is
+# a set keyed by event id (uniqExact for counts, a maxMap of event id -> value for
+# sums), so merging a minute's rows counts an event delivered twice once: a series
+# equals what the raw tables give deduplicated, and outlives them (draws, claims
+# and write-offs expire raw 90 days after they arrive, rollups two years after
+# their minute).
+# A minute is reported by its start in epoch ms (UTC); a series holds the minutes
+# that start in [since_ms, until_ms) and had events, oldest first.
+_MINUTE_RANGE = """
+  AND minute >= toDateTime(intDiv({since_ms:Int64} + 999, 1000), 'UTC')
+  AND minute < toDateTime(intDiv({until_ms:Int64} + 999, 1000), 'UTC')
+GROUP BY minute ORDER BY minute
+"""
+
+
+def _summed(value: int, condition: str) -> str:
+    """The sum of the ``value``-th column of the ``amounts`` maxMap states of the
+    rows matching ``condition``: each event id's value once."""
+    return f"arraySum(tupleElement(maxMapMergeIf(amounts, {condition}), {value}))"
+
+
+_ACTIVITY_MINUTES_SQL = f"""
+SELECT
+    toUnixTimestamp(minute) * 1000                   AS minute_ms,
+    uniqExactMergeIf(events, status != 'rejected')   AS draws,
+    uniqExactMergeIf(events, status = 'won')         AS wins,
+    uniqExactMergeIf(events, status = 'rejected')    AS rejected,
+    uniqExactMergeIf(users, status != 'rejected')    AS participants,
+    {_summed(2, "status = 'won'")}                   AS amount_won
+FROM draw_minutes
+WHERE tenant_id = {{tenant_id:String}} AND activity_id = {{activity_id:String}}
+{_MINUTE_RANGE}
+"""
+_ACTIVITY_MINUTE_NAMES = ("draws", "wins", "rejected", "participants", "amount_won")
+
+_TEMPLATE_MINUTES_SQL = f"""
+SELECT
+    toUnixTimestamp(minute) * 1000                   AS minute_ms,
+    uniqExactMerge(events)                           AS claims,
+    uniqExactMergeIf(events, status = 'issued')      AS issued,
+    uniqExactMergeIf(events, status = 'rejected')    AS rejected,
+    uniqExactMergeIf(users, status = 'issued')       AS holders
+FROM claim_minutes
+WHERE tenant_id = {{tenant_id:String}} AND template_id = {{template_id:String}}
+{_MINUTE_RANGE}
+"""
+_TEMPLATE_MINUTE_NAMES = ("claims", "issued", "rejected", "holders")
+
+# Money moves with the settled statuses only, as in template_stats.
+_PARTNER_MINUTES_SQL = f"""
+SELECT
+    toUnixTimestamp(minute) * 1000                   AS minute_ms,
+    uniqExactMergeIf(events, status = 'redeemed')    AS redeemed,
+    uniqExactMergeIf(events, status IN ('reversed', 'partially_reversed')) AS reversed,
+    uniqExactMergeIf(events, status = 'rejected')    AS rejected,
+    {_summed(2, f"status IN ({_SETTLED})")}          AS discount_cents,
+    {_summed(3, f"status IN ({_SETTLED})")}          AS order_cents
+FROM writeoff_minutes
+WHERE tenant_id = {{tenant_id:String}} AND partner_id = {{partner_id:String}}
+{_MINUTE_RANGE}
+"""
+_PARTNER_MINUTE_NAMES = ("redeemed", "reversed", "rejected", "discount_cents", "order_cents")
+
+# The figures of _POINTS_FIGURES, from the rollup: signed as there.
+_POINTS_MINUTES_SQL = f"""
+SELECT
+    toUnixTimestamp(minute) * 1000                   AS minute_ms,
+    {_summed(2, "kind = 'earn'")}                    AS earned,
+    -{_summed(2, "kind = 'spend'")}                  AS spent,
+    -{_summed(2, "kind = 'expire'")}                 AS expired,
+    -{_summed(2, "kind = 'reverse'")}                AS reversed,
+    {_summed(2, "kind = 'adjust'")}                  AS adjusted,
+    {_summed(2, "1")}                                AS net,
+    uniqExactMerge(events)                           AS movements,
+    uniqExactMerge(users)                            AS accounts
+FROM points_minutes
+WHERE tenant_id = {{tenant_id:String}}
+{_MINUTE_RANGE}
+"""
+_POINTS_MINUTE_NAMES = (*_POINTS_NAMES, "accounts")
+
+
+def _minutes(
+    client: Client, sql: str, names: tuple[str, ...], params: dict[str, Any]
+) -> list[dict[str, int]]:
+    rows = client.query(sql, parameters=params).result_rows
+    return [
+        {"minute": int(minute), **{n: int(v or 0) for n, v in zip(names, rest, strict=True)}}
+        for minute, *rest in rows
+    ]
+
+
+def activity_minutes(
+    client: Client, tenant_id: str, activity_id: str, since_ms: int, until_ms: int
+) -> list[dict[str, int]]:
+    """One activity's draws per minute: ``minute`` (epoch ms), draws (outcomes not
+    rejected), wins, rejected, participants (distinct users who drew that minute)
+    and ``amount_won`` (red-envelope cents or points awarded)."""
+    params = {
+        "tenant_id": tenant_id,
+        "activity_id": activity_id,
+        "since_ms": since_ms,
+        "until_ms": until_ms,
+    }
+    return _minutes(client, _ACTIVITY_MINUTES_SQL, _ACTIVITY_MINUTE_NAMES, params)
+
+
+def template_minutes(
+    client: Client, tenant_id: str, template_id: str, since_ms: int, until_ms: int
+) -> list[dict[str, int]]:
+    """One coupon template's claims per minute: ``minute`` (epoch ms), claims
+    decided, coupons issued (by claims, grants and codes), claims rejected and
+    holders (distinct users issued a coupon that minute)."""
+    params = {
+        "tenant_id": tenant_id,
+        "template_id": template_id,
+        "since_ms": since_ms,
+        "until_ms": until_ms,
+    }
+    return _minutes(client, _TEMPLATE_MINUTES_SQL, _TEMPLATE_MINUTE_NAMES, params)
+
+
+def partner_minutes(
+    client: Client, tenant_id: str, partner_id: str, since_ms: int, until_ms: int
+) -> list[dict[str, int]]:
+    """One partner's write-offs per minute, all templates: ``minute`` (epoch ms),
+    redemptions, reversals (full or partial), rejected write-offs, and the
+    discount and order cents the settled ones moved (a reversal's are negative,
+    so a minute's figures are net)."""
+    params = {
+        "tenant_id": tenant_id,
+        "partner_id": partner_id,
+        "since_ms": since_ms,
+        "until_ms": until_ms,
+    }
+    return _minutes(client, _PARTNER_MINUTES_SQL, _PARTNER_MINUTE_NAMES, params)
+
+
+def points_minutes(
+    client: Client, tenant_id: str, since_ms: int, until_ms: int
+) -> list[dict[str, int]]:
+    """One tenant's points per minute: ``minute`` (epoch ms) and the figures of
+    points_by_day (earned, spent, expired, reversed, adjusted, net, movements),
+    plus accounts (distinct shoppers whose points moved that minute)."""
+    params = {"tenant_id": tenant_id, "since_ms": since_ms, "until_ms": until_ms}
+    return _minutes(client, _POINTS_MINUTES_SQL, _POINTS_MINUTE_NAMES, params)
