@@ -44,6 +44,9 @@ from runtime import heap
 from runtime.settings import Settings, get_settings
 
 log = logging.getLogger("carnival.api")
+# The api's Redis connections, and how long a request waits for one under a burst.
+REDIS_CONNECTIONS = 256
+REDIS_WAIT_S = 5.0
 
 STARTUP_WAIT_S = 60.0
 
@@ -80,7 +83,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await road.start(partitions)
 
         await _start_with_retry(start_replies, "kafka replies topic")
-        redis = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5)
+        # A pool that waits for a free connection: redis-py's default fails at once
+        # past 100 in use, which a flash sale's burst of polls and reads exceeds
+        # (a 503 to shoppers); waiting a little is the right answer under a burst.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            settings.redis_url,
+            max_connections=REDIS_CONNECTIONS,
+            timeout=REDIS_WAIT_S,
+            socket_timeout=5,
+        )
+        redis = aioredis.Redis(connection_pool=pool)
         streams = httpx.AsyncClient(base_url=settings.streams_base_url, timeout=5.0)
         app.state.resources = Resources(
             settings=settings,
@@ -97,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await producer.stop()
             await streams.aclose()
             await redis.aclose()
+            await pool.disconnect()
 
     app = base_app(
         "Carnival",

@@ -30,7 +30,7 @@ from tests.pipeline.test_lottery_invariants import _actor_pid
 
 ADMIN = "/v1/admin"
 ORDERS, GRANTS = f"{ADMIN}/points/orders", f"{ADMIN}/points/grants"
-FULL = os.environ.get("CARNIVAL_FULL_LOAD") == "1"
+FULL = os.environ.get("CARNIVAL_FULL_SIZE") == "1"
 SHOPPERS = 10_000 if FULL else 2_000
 SHANGHAI = "Asia/Shanghai"
 
@@ -308,7 +308,9 @@ def test_thousands_earning_and_spending_across_a_sigkill(
 ) -> None:
     tenant = pipeline.tenant()
     _rules(http, tenant, signin=[5], order_points_per_unit=2)  # an order of 10.00: 20
-    cost, price, stock = 10, 15, SHOPPERS // 4
+    # The seeded half can exchange after its first draw and sign-in, the other half
+    # only once its sign-in came first: both outcomes, and a stock that sells out.
+    cost, price, stock = 10, 5, SHOPPERS // 4
     template = _template(tenant, points_price=price, limits={"stock": stock})
     wheel = tenant.wheel(
         [Prize(id="pts", name="3 points", kind="points", weight=1, points=3)],
@@ -387,7 +389,7 @@ def test_thousands_earning_and_spending_across_a_sigkill(
             outcome = earned[request_key(user, rid)]
             assert outcome["status"] == "applied" and keys[rid].amount == amount
     issued = [c for c in coupons.values() if c.source == "exchange"]
-    assert len(issued) == sum(c["status"] == "issued" for c in claims.values()) <= stock
+    assert 0 < len(issued) == sum(c["status"] == "issued" for c in claims.values()) <= stock
     # Every acknowledged answer is the one on the ledger.
     for (user, what), reply in replies.items():
         if reply.status_code != 200:
