@@ -244,10 +244,9 @@ class DrawPools:
             if not reason and bought:
                 cost = activity.limits.chance_points * chances
                 source = f"chances:{activity_id}:{req.request_id}"
-                try:
-                    account, entry = points.spend(
-                        held.account, source, cost, at, "chances", activity_id
-                    )
+                try:  # a purchase of chances counts as an exchange, as a coupon's does
+                    account = points.count_exchange(held.account, look.rules, at)
+                    account, entry = points.spend(account, source, cost, at, "chances", activity_id)
                 except points.PointsError as exc:
                     reason = exc.code
                 else:

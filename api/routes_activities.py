@@ -25,6 +25,7 @@ from domain.activity import (
 from domain.coupons import CouponTemplate
 from domain.events import now_ms
 from domain.ids import ID_PATTERN
+from ledger.points import PointsStore
 from ledger.store import Principal, VersionConflict
 from ledger.templates import TemplateStore
 
@@ -48,6 +49,12 @@ class ActivityCreate(BaseModel):
     rules: Rules = Rules()
     envelopes: Envelopes | None = None
     templates: list[str] = Field(default=[], description="claim / flash_sale: template ids")
+    timezone: str | None = Field(
+        default=None,
+        max_length=64,
+        description="the calendar of daily and monthly limits (IANA); the tenant's "
+        "(its points rules' expiry.timezone) when absent",
+    )
 
 
 class ActivityPatch(BaseModel):
@@ -64,6 +71,7 @@ class ActivityPatch(BaseModel):
     rules: Rules | None = None
     envelopes: Envelopes | None = None
     templates: list[str] | None = None
+    timezone: str | None = Field(default=None, max_length=64)
 
 
 class Transition(BaseModel):
@@ -177,6 +185,10 @@ async def _replace(
 async def create_activity(res: Res, who: Operator, body: ActivityCreate) -> ActivityAdminView:
     fields: dict[str, Any] = body.model_dump()
     fields["id"] = body.id or f"act-{uuid.uuid4().hex[:12]}"
+    if body.timezone is None:  # the tenant's calendar, as its points rules keep it
+        fields["timezone"] = (
+            await PointsStore(res.store.redis).rules(who.tenant_id)
+        ).expiry.timezone
     try:
         activity = Activity(**fields, tenant_id=who.tenant_id, status="draft")
     except ValidationError as exc:

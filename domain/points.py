@@ -355,7 +355,7 @@ class PointsRules(_Frozen):
     order_points_per_unit: int = Field(default=0, ge=0, le=10_000)
     # An order's points stay pending this long (refunds cancel them meanwhile).
     order_pending_days: int = Field(default=0, ge=0, le=365)
-    # Exchanges of points for coupons per shopper and local day; 0: no limit.
+    # Exchanges of points (for coupons or chances) per shopper and local day; 0: none.
     exchange_daily_limit: int = Field(default=0, ge=0, le=10_000)
 
     @model_validator(mode="after")

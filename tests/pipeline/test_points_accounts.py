@@ -26,6 +26,7 @@ from domain.points import ExpiryPolicy, PointsRules, account_shard
 from domain.road import POINTS, RequestRecord
 from domain.topics import REQUESTS
 from tests.pipeline.conftest import Pipeline, Tenant, assert_error, wait_for
+from tests.pipeline.test_activity_admin import _wheel_body
 from tests.pipeline.test_lottery_invariants import _actor_pid
 
 ADMIN = "/v1/admin"
@@ -93,6 +94,9 @@ def test_signin_order_refund_adjust_and_statement(pipeline: Pipeline, http: http
         expiry={"kind": "end_of_month", "months": 1, "timezone": SHANGHAI},
     )
     assert rules["version"] == 1 and rules["signin"] == [5, 10]
+    # An activity created without a time zone takes the tenant's.
+    created = http.post(f"{ADMIN}/activities", json=_wheel_body(), headers=tenant.staff_headers)
+    assert created.status_code == 201 and created.json()["activity"]["timezone"] == SHANGHAI
 
     first = _ok(http.post("/v1/me/points/signins", json={"request_id": "s-1"}, headers=me))
     assert (first["op"], first["amount"], first["balance"]) == ("signin", 5, 5)
