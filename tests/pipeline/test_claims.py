@@ -23,7 +23,14 @@ from domain.activity import Prize
 from domain.coupons import CouponLimits, CouponTemplate, Validity
 from domain.events import now_ms, request_key
 from domain.topics import CLAIM_OUTCOMES
-from tests.pipeline.conftest import Pipeline, Tenant, assert_error, outcome_events, wait_for
+from tests.pipeline.conftest import (
+    Pipeline,
+    Tenant,
+    assert_error,
+    outcome_events,
+    send_again_on_reset,
+    wait_for,
+)
 from tests.pipeline.test_codes_api import _export, _generate
 
 FULL = os.environ.get("CARNIVAL_FULL_SIZE") == "1"
@@ -82,10 +89,14 @@ def rush(
             async def one(user: str, rid: str) -> tuple[str, httpx.Response]:
                 headers = tenant.shopper_headers(user)
                 async with limit:
-                    reply = await client.post(path, json={"request_id": rid}, headers=headers)
+                    reply = await send_again_on_reset(
+                        lambda: client.post(path, json={"request_id": rid}, headers=headers)
+                    )
                     while reply.status_code == 202:
                         await asyncio.sleep(0.2)
-                        reply = await client.get(f"{path}/{rid}", headers=headers)
+                        reply = await send_again_on_reset(
+                            lambda: client.get(f"{path}/{rid}", headers=headers)
+                        )
                 return request_key(user, rid), reply
 
             return dict(await asyncio.gather(*(one(u, r) for u, r in jobs)))

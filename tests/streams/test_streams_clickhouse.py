@@ -89,12 +89,17 @@ def test_duplicate_event_counted_once(ch_client: Client, tenant: str) -> None:
     # At-least-once delivery: the same event inserted in two batches and twice
     # within a batch must count once, before any background merge.
     dup = outcome(tenant, 1)
-    clickhouse.insert_outcomes(ch_client, [dup, dup, outcome(tenant, 2, status="lost")])
-    clickhouse.insert_outcomes(ch_client, [dup])
-
-    raw_rows = ch_client.command(
-        "SELECT count() FROM draw_outcomes WHERE tenant_id = {t:String}", parameters={"t": tenant}
-    )
+    # Merges stopped: a background merge may otherwise collapse the copies first.
+    ch_client.command("SYSTEM STOP MERGES draw_outcomes")
+    try:
+        clickhouse.insert_outcomes(ch_client, [dup, dup, outcome(tenant, 2, status="lost")])
+        clickhouse.insert_outcomes(ch_client, [dup])
+        raw_rows = ch_client.command(
+            "SELECT count() FROM draw_outcomes WHERE tenant_id = {t:String}",
+            parameters={"t": tenant},
+        )
+    finally:
+        ch_client.command("SYSTEM START MERGES draw_outcomes")
     assert raw_rows >= 3  # duplicates are physically there until a merge ...
     s = stats.activity_stats(ch_client, tenant, "act-1")
     assert (s["outcomes"], s["won"], s["lost"], s["participants"]) == (2, 1, 1, 2)
