@@ -55,10 +55,15 @@ class ActivityCreate(BaseModel):
         description="the calendar of daily and monthly limits (IANA); the tenant's "
         "(its points rules' expiry.timezone) when absent",
     )
+    institution_id: str | None = Field(
+        default=None,
+        pattern=ID_PATTERN,
+        description="the institution (branch) whose scoped analyst keys see this activity",
+    )
 
 
 class ActivityPatch(BaseModel):
-    """Fields to change; a running or paused activity only allows name and ends_at."""
+    """Fields to change; a live activity only allows name, ends_at and institution_id."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -72,6 +77,7 @@ class ActivityPatch(BaseModel):
     envelopes: Envelopes | None = None
     templates: list[str] | None = None
     timezone: str | None = Field(default=None, max_length=64)
+    institution_id: str | None = Field(default=None, pattern=ID_PATTERN)
 
 
 class Transition(BaseModel):

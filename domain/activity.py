@@ -112,6 +112,8 @@ class Activity(_Frozen):
     # The calendar of daily and monthly limits (an IANA zone: a day starts at
     # the merchant's midnight, not UTC's).
     timezone: str = Field(default="UTC", min_length=1, max_length=64)
+    # The branch (seed 002's institution) whose scoped keys see this activity.
+    institution_id: str | None = Field(default=None, pattern=ID_PATTERN)
     version: int = 1
 
     @model_validator(mode="after")

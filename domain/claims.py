@@ -29,7 +29,7 @@ TEMPLATE_TRANSITIONS: dict[TemplateStatus, frozenset[TemplateStatus]] = {
 }
 # What an operator may change on a template shoppers already hold coupons of:
 # the coupon's terms are what the shopper claimed, so only these move.
-LIVE_EDITABLE = frozenset({"name", "description", "claim_closes_at"})
+LIVE_EDITABLE = frozenset({"name", "description", "claim_closes_at", "institution_id"})
 
 # Reason codes of a rejected claim (the api maps each to a message).
 REJECT_UNKNOWN_TEMPLATE = "template_not_found"

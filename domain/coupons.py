@@ -194,6 +194,8 @@ class CouponTemplate(_Frozen):
     # governs claiming, not redeeming coupons already held.
     status: TemplateStatus = "draft"
     version: int = Field(default=1, ge=1)
+    # The branch (seed 002's institution) whose scoped keys see this template.
+    institution_id: str | None = Field(default=None, pattern=ID_PATTERN)
     # fixed: the amount off; threshold: the amount off per step.
     amount_cents: Cents = 0
     # Minimum in-scope amount; for threshold also the step.

@@ -14,7 +14,7 @@ TRANSITIONS: dict[ActivityStatus, frozenset[ActivityStatus]] = {
 }
 # Fields an operator may change while the activity is live (the pool is frozen;
 # stock is added through its own operation).
-LIVE_EDITABLE = frozenset({"name", "ends_at"})
+LIVE_EDITABLE = frozenset({"name", "ends_at", "institution_id"})
 
 
 class LifecycleError(ValueError):

@@ -41,11 +41,13 @@ class SyncLedger:
         writes.create_tenant(pipe, tenant_id, name, new_secret())
         pipe.execute()
 
-    def create_api_key(self, tenant_id: str, role: str, name: str) -> str:
+    def create_api_key(
+        self, tenant_id: str, role: str, name: str, institution_id: str | None = None
+    ) -> str:
         """A new key's plaintext (Redis keeps only its hash)."""
         key = new_api_key()
         pipe = self.redis.pipeline(transaction=True)
-        writes.create_api_key(pipe, hash_api_key(key), tenant_id, role, name)
+        writes.create_api_key(pipe, hash_api_key(key), tenant_id, role, name, institution_id)
         pipe.execute()
         return key
 

@@ -36,6 +36,8 @@ class Principal:
     tenant_id: str
     role: str  # admin | operator | analyst
     key_name: str
+    # An analyst key may be scoped to one institution (domain.visibility).
+    institution_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +69,7 @@ class Store:
             tenant_id=row[b"tenant_id"].decode(),
             role=row[b"role"].decode(),
             key_name=row.get(b"name", b"").decode(),
+            institution_id=row[b"institution_id"].decode() if b"institution_id" in row else None,
         )
 
     async def shopper_secret(self, tenant_id: str) -> bytes | None:

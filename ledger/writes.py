@@ -124,8 +124,18 @@ def create_tenant(pipe: Pipe, tenant_id: str, name: str, shopper_secret: str) ->
     pipe.hsetnx(record, "shopper_secret", shopper_secret)
 
 
-def create_api_key(pipe: Pipe, key_hash: str, tenant_id: str, role: str, name: str) -> None:
-    pipe.hset(api_key_key(key_hash), mapping={"tenant_id": tenant_id, "role": role, "name": name})
+def create_api_key(
+    pipe: Pipe,
+    key_hash: str,
+    tenant_id: str,
+    role: str,
+    name: str,
+    institution_id: str | None = None,
+) -> None:
+    mapping = {"tenant_id": tenant_id, "role": role, "name": name}
+    if institution_id is not None:
+        mapping["institution_id"] = institution_id
+    pipe.hset(api_key_key(key_hash), mapping=mapping)
 
 
 def put_points_rules(pipe: Pipe, tenant_id: str, rules: PointsRules) -> None:

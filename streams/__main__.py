@@ -6,7 +6,9 @@ import sys
 
 
 def main() -> None:
-    from streams.app import app
+    from streams.app import create_app
+
+    app = create_app()
 
     # Faust's CLI reads sys.argv; extra arguments pass through (e.g. -l info).
     sys.argv = [sys.argv[0], "worker", "-l", "warn", *sys.argv[1:]]

@@ -4,7 +4,7 @@ Faust asks the broker for new outcomes with ``fetch.min.bytes`` 1: under load
 that is one fetch per batch the dispatcher produces, a few hundred a second,
 each costing this process and the broker CPU that the draw path needs on a
 small machine. Rows reach ClickHouse in half-second batches anyway
-(``streams.app.BATCH_WITHIN_S``), so fetches here wait for ``FETCH_MIN_BYTES``
+(``streams.agents.BATCH_WITHIN_S``), so fetches here wait for ``FETCH_MIN_BYTES``
 or ``FETCH_MAX_WAIT_MS``, whichever comes first.
 """
 
