@@ -24,6 +24,7 @@ from api import (
     routes_coupons,
     routes_distributions,
     routes_draws,
+    routes_keys,
     routes_ops,
     routes_orders,
     routes_partners,
@@ -134,6 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes_webhooks.router)
     app.include_router(routes_channels.router)
     app.include_router(routes_points.router)
+    app.include_router(routes_keys.router)
     return app
 
 

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.deps import AnyStaff, Operator, Res
 from api.errors import ApiError, activity_not_found, validation_error
+from api.visibility import sees, tenant_wide
 from domain import lifecycle
 from domain.activity import (
     Activity,
@@ -154,7 +155,8 @@ def _check_sale_opening(sale: Activity, templates: dict[str, CouponTemplate]) ->
 
 async def _load(res: Res, who: Principal, activity_id: str) -> Activity:
     activity = await res.store.activity(who.tenant_id, activity_id)
-    if activity is None:
+    # Another institution's activity is as absent as a missing one to a scoped key.
+    if activity is None or not sees(who, activity.institution_id):
         raise activity_not_found(activity_id)
     return activity
 
@@ -207,7 +209,8 @@ async def create_activity(res: Res, who: Operator, body: ActivityCreate) -> Acti
 
 @router.get("/activities", response_model=list[ActivityAdminView])
 async def list_activities(res: Res, who: AnyStaff) -> list[ActivityAdminView]:
-    return [await _view(res, a) for a in await res.store.activities(who.tenant_id)]
+    found = await res.store.activities(who.tenant_id)
+    return [await _view(res, a) for a in found if sees(who, a.institution_id)]
 
 
 @router.get("/activities/{activity_id}", response_model=ActivityAdminView)
@@ -260,4 +263,5 @@ async def add_stock(
 async def audit(
     res: Res, who: AnyStaff, limit: int = Query(50, ge=1, le=1000)
 ) -> list[dict[str, str]]:
+    tenant_wide(who, "the audit log")
     return await res.store.audit_log(who.tenant_id, limit)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.deps import AnyStaff, Operator, Res
 from api.errors import ApiError, validation_error
+from api.visibility import sees
 from domain import template_lifecycle as lifecycle
 from domain.coupons import CouponTemplate
 from domain.ids import ID_PATTERN
@@ -71,8 +72,8 @@ def _refusals() -> Iterator[None]:
 
 async def _load(store: TemplateStore, who: Principal, template_id: str) -> CouponTemplate:
     template = await store.template(who.tenant_id, template_id)
-    if template is None:
-        # Also what another tenant's template looks like: the same 404, nothing more.
+    if template is None or not sees(who, template.institution_id):
+        # Also what another tenant's or institution's template looks like: the same 404.
         raise ApiError(404, "template_not_found", f"no template '{template_id}' in your tenant")
     return template
 
@@ -139,7 +140,8 @@ async def create_template(store: Templates, who: Operator, body: TemplateFields)
 
 @router.get("", response_model=list[TemplateView])
 async def list_templates(store: Templates, who: AnyStaff) -> list[TemplateView]:
-    return await _views(store, await store.templates(who.tenant_id))
+    found = await store.templates(who.tenant_id)
+    return await _views(store, [t for t in found if sees(who, t.institution_id)])
 
 
 @router.get("/{template_id}", response_model=TemplateView)

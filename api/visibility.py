@@ -9,6 +9,7 @@ from fastapi import Depends
 from api.deps import AnyStaff, Res
 from api.errors import ApiError
 from domain.visibility import Visibility
+from ledger.store import Principal
 from ledger.templates import TemplateStore
 
 
@@ -29,13 +30,18 @@ async def visibility(res: Res, who: AnyStaff) -> Visibility:
 Seen = Annotated[Visibility, Depends(visibility)]
 
 
-def tenant_wide(view: Visibility, what: str) -> None:
-    """Refuse figures that belong to the whole tenant (points: accounts are the
-    tenant's, not a branch's) to a key scoped to one institution."""
-    if view.scoped:
+def sees(who: Principal, institution_id: str | None) -> bool:
+    """Whether a key sees an entity tagged with ``institution_id`` (None: untagged)."""
+    return who.institution_id is None or who.institution_id == institution_id
+
+
+def tenant_wide(scope: Visibility | Principal, what: str) -> None:
+    """Refuse what belongs to the whole tenant (points: accounts are the tenant's,
+    not a branch's; the audit log) to a key scoped to one institution."""
+    if scope.institution_id is not None:
         raise ApiError(
             403,
             "scope_is_institution",
-            f"{what} belong to the whole tenant; this key sees institution "
-            f"'{view.institution_id}' only: use a tenant-wide analyst key",
+            f"{what}: the whole tenant's, and this key sees institution "
+            f"'{scope.institution_id}' only; use a tenant-wide key",
         )

@@ -31,6 +31,12 @@ class TenantKeys:
         return f"{self.tag}:activities"
 
     @property
+    def api_keys(self) -> str:
+        """Hash: key id (a prefix of the key's hash) -> the key's record JSON (name,
+        role, institution, created): what an admin lists and revokes."""
+        return f"{self.tag}:apikeys"
+
+    @property
     def points(self) -> str:
         """Hash: user id -> points balance, written with the account it is the sum of."""
         return f"{self.tag}:points"
