@@ -1,10 +1,14 @@
 """Read-side queries over ClickHouse: pure functions of (client, filters).
 
 Every query is scoped by tenant_id (a tenant never sees another tenant's
-rows) and deduplicated (events are at-least-once): counts use
-uniqExact(event_id), never count(), so they are exact before background
-merges collapse duplicate rows. User input only travels as bound server-side
-parameters ({name:Type}), never formatted into the SQL text.
+rows) and deduplicated (events are at-least-once). Totals since the start read
+the totals of sql/010_totals.sql and series the minute rollups of
+sql/009_minute_rollups.sql: both keep each figure as a set keyed by event id
+(uniqExact states for counts, maxMap states of event id -> value for sums), so
+an event delivered twice counts once, before and after merges, and the figures
+outlive the raw events (kept 90 days: sql/011_raw_ttl.sql). User input only
+travels as bound server-side parameters ({name:Type}), never formatted into
+the SQL text.
 """
 
 from __future__ import annotations
@@ -16,36 +20,38 @@ from clickhouse_connect.driver.client import Client
 
 from domain.writeoffs import SETTLED
 
-_TOTALS_SQL = """
+
+def _summed(value: int, condition: str) -> str:
+    """The sum of the ``value``-th column of the ``amounts`` maxMap states of the
+    rows matching ``condition``: each event id's value once."""
+    return f"arraySum(tupleElement(maxMapMergeIf(amounts, {condition}), {value}))"
+
+
+_ACTIVITY = "WHERE tenant_id = {tenant_id:String} AND activity_id = {activity_id:String}"
+_TOTALS_SQL = f"""
 SELECT
-    uniqExact(event_id)                        AS outcomes,
-    uniqExactIf(event_id, status != 'rejected') AS draws,
-    uniqExactIf(user_id, status != 'rejected')  AS participants,
-    uniqExactIf(event_id, status = 'won')      AS won,
-    uniqExactIf(event_id, status = 'lost')     AS lost,
-    uniqExactIf(event_id, status = 'rejected') AS rejected,
-    max(occurred_at)                           AS last_event_at
-FROM draw_outcomes
-WHERE tenant_id = {tenant_id:String} AND activity_id = {activity_id:String}
+    uniqExactMerge(events)                          AS outcomes,
+    uniqExactMergeIf(events, status != 'rejected')  AS draws,
+    uniqExactMergeIf(users, status != 'rejected')   AS participants,
+    uniqExactMergeIf(events, status = 'won')        AS won,
+    uniqExactMergeIf(events, status = 'lost')       AS lost,
+    uniqExactMergeIf(events, status = 'rejected')   AS rejected,
+    {_summed(2, "status = 'won'")}                  AS amount_won,
+    max(last_at)                                    AS last_event_at
+FROM draw_totals
+{_ACTIVITY}
 """
 
-_PRIZES_SQL = """
-SELECT prize_id, any(prize_name) AS prize_name, uniqExact(event_id) AS wins
-FROM draw_outcomes
-WHERE tenant_id = {tenant_id:String} AND activity_id = {activity_id:String}
-  AND status = 'won'
+_PRIZES_SQL = f"""
+SELECT prize_id, anyLast(prize_name) AS prize_name, uniqExactMerge(events) AS wins
+FROM draw_totals
+{_ACTIVITY} AND status = 'won'
 GROUP BY prize_id
 ORDER BY wins DESC, prize_id
 """
 
-# A sum cannot be deduplicated by uniqExact: FINAL collapses duplicate rows first.
-_AMOUNT_SQL = """
-SELECT sum(amount) FROM draw_outcomes FINAL
-WHERE tenant_id = {tenant_id:String} AND activity_id = {activity_id:String} AND status = 'won'
-"""
-
 _COUNT_SQL = """
-SELECT uniqExact(event_id) FROM draw_outcomes WHERE tenant_id = {tenant_id:String}
+SELECT uniqExactMerge(events) FROM draw_totals WHERE tenant_id = {tenant_id:String}
 """
 
 
@@ -69,8 +75,7 @@ def activity_stats(client: Client, tenant_id: str, activity_id: str) -> dict[str
     """
     params = {"tenant_id": tenant_id, "activity_id": activity_id}
     row = client.query(_TOTALS_SQL, parameters=params).first_row
-    outcomes, draws, participants, won, lost, rejected, last_event_at = row
-    amount_won = client.command(_AMOUNT_SQL, parameters=params)
+    outcomes, draws, participants, won, lost, rejected, amount_won, last_event_at = row
     prizes = [
         {"prize_id": pid, "prize_name": name, "wins": int(wins)}
         for pid, name, wins in client.query(_PRIZES_SQL, parameters=params).result_rows
@@ -90,55 +95,50 @@ def activity_stats(client: Client, tenant_id: str, activity_id: str) -> dict[str
     }
 
 
-_CLAIMS_SQL = """
+_TEMPLATE = "WHERE tenant_id = {tenant_id:String} AND template_id = {template_id:String}"
+_CLAIMS_SQL = f"""
 SELECT
-    uniqExact(event_id)                          AS claims,
-    uniqExactIf(event_id, status = 'issued')     AS issued,
-    uniqExactIf(event_id, status = 'rejected')   AS rejected,
-    uniqExactIf(user_id, status = 'issued')      AS holders,
-    max(occurred_at)                             AS last_event_at
-FROM claim_outcomes
-WHERE tenant_id = {tenant_id:String} AND template_id = {template_id:String}
+    uniqExactMerge(events)                          AS claims,
+    uniqExactMergeIf(events, status = 'issued')     AS issued,
+    uniqExactMergeIf(events, status = 'rejected')   AS rejected,
+    uniqExactMergeIf(users, status = 'issued')      AS holders,
+    max(last_at)                                    AS last_event_at
+FROM claim_totals
+{_TEMPLATE}
 """
 
-_CLAIM_REASONS_SQL = """
-SELECT reason, uniqExact(event_id) AS claims
-FROM claim_outcomes
-WHERE tenant_id = {tenant_id:String} AND template_id = {template_id:String}
-  AND status = 'rejected'
+_CLAIM_REASONS_SQL = f"""
+SELECT reason, uniqExactMerge(events) AS claims
+FROM claim_totals
+{_TEMPLATE} AND status = 'rejected'
 GROUP BY reason
 ORDER BY claims DESC, reason
 """
 
-
-_CHANGES_SQL = """
+_CHANGES_SQL = f"""
 SELECT
-    uniqExactIf(event_id, status = 'voided')    AS voided,
-    uniqExactIf(event_id, status = 'expired')   AS expired
-FROM coupon_changes
-WHERE tenant_id = {tenant_id:String} AND template_id = {template_id:String}
+    uniqExactMergeIf(events, status = 'voided')     AS voided,
+    uniqExactMergeIf(events, status = 'expired')    AS expired
+FROM change_totals
+{_TEMPLATE}
 """
 
 # Locks only reserve and releases undo them: money moves with the settled statuses.
 _SETTLED = ", ".join(f"'{s}'" for s in sorted(SETTLED))
 _WRITEOFFS_SQL = f"""
 SELECT
-    uniqExactIf(event_id, status = 'redeemed')        AS redeemed,
-    sumIf(discount_cents, status IN ({_SETTLED}))    AS discount_cents,
-    sumIf(order_cents, status IN ({_SETTLED}))       AS order_cents
-FROM (
-    SELECT event_id, any(status) AS status, any(discount_cents) AS discount_cents,
-           any(order_cents) AS order_cents
-    FROM writeoffs
-    WHERE tenant_id = {{tenant_id:String}} AND template_id = {{template_id:String}}
-    GROUP BY event_id
-)
+    uniqExactMergeIf(events, status = 'redeemed')   AS redeemed,
+    {_summed(2, f"status IN ({_SETTLED})")}         AS discount_cents,
+    {_summed(3, f"status IN ({_SETTLED})")}         AS order_cents
+FROM writeoff_totals
+{_TEMPLATE}
 """
 
+# Coupons won in draws of any activity of the tenant: coupon_template is not a
+# key prefix of draw_totals, but its rows are per (activity, status, prize), few.
 _DRAWN_SQL = """
-SELECT uniqExact(event_id) FROM draw_outcomes
+SELECT uniqExactMerge(coupons) FROM draw_totals
 WHERE tenant_id = {tenant_id:String} AND coupon_template = {template_id:String}
-  AND coupon_id != ''
 """
 
 
@@ -183,33 +183,32 @@ def tenant_event_count(client: Client, tenant_id: str) -> int:
 
 # Points figures, one set whatever the grouping. Amounts are signed (what balances
 # gained): earned and adjusted are net gains, the others the points taken, as
-# positive numbers. A sum cannot be deduplicated by uniqExact: FINAL collapses a
-# movement seen twice first (both copies have the same occurred_at, so the same
-# partition). Days are UTC days.
-_POINTS_FIGURES = """
-    sumIf(amount, kind = 'earn')      AS earned,
-    -sumIf(amount, kind = 'spend')    AS spent,
-    -sumIf(amount, kind = 'expire')   AS expired,
-    -sumIf(amount, kind = 'reverse')  AS reversed,
-    sumIf(amount, kind = 'adjust')    AS adjusted,
-    sum(amount)                       AS net,
-    count()                           AS movements
+# positive numbers. Days are UTC days (from the minute rollup), reasons and the
+# totals from points_totals.
+_POINTS_FIGURES = f"""
+    {_summed(2, "kind = 'earn'")}       AS earned,
+    -{_summed(2, "kind = 'spend'")}     AS spent,
+    -{_summed(2, "kind = 'expire'")}    AS expired,
+    -{_summed(2, "kind = 'reverse'")}   AS reversed,
+    {_summed(2, "kind = 'adjust'")}     AS adjusted,
+    {_summed(2, "1")}                   AS net,
+    uniqExactMerge(events)              AS movements
 """
 _POINTS_NAMES = ("earned", "spent", "expired", "reversed", "adjusted", "net", "movements")
-_POINTS_FROM = "FROM points_movements FINAL WHERE tenant_id = {tenant_id:String}"
+_POINTS_TENANT = "WHERE tenant_id = {tenant_id:String}"
 
 _POINTS_TOTALS_SQL = f"""
-SELECT {_POINTS_FIGURES}, uniqExact(user_id) AS accounts, max(occurred_at) AS last_event_at
-{_POINTS_FROM}
+SELECT {_POINTS_FIGURES}, uniqExactMerge(users) AS accounts, max(last_at) AS last_event_at
+FROM points_totals {_POINTS_TENANT}
 """
 _POINTS_BY_DAY_SQL = f"""
-SELECT toDate(occurred_at) AS day, {_POINTS_FIGURES}
-{_POINTS_FROM}
+SELECT toDate(minute) AS day, {_POINTS_FIGURES}
+FROM points_minutes {_POINTS_TENANT}
 GROUP BY day ORDER BY day
 """
 _POINTS_BY_REASON_SQL = f"""
 SELECT reason, {_POINTS_FIGURES}
-{_POINTS_FROM}
+FROM points_totals {_POINTS_TENANT}
 GROUP BY reason ORDER BY reason
 """
 
@@ -262,9 +261,8 @@ def points_stats(client: Client, tenant_id: str) -> dict[str, Any]:
 # Minute series over the rollups of sql/009_minute_rollups.sql. A rollup state is
 # a set keyed by event id (uniqExact for counts, a maxMap of event id -> value for
 # sums), so merging a minute's rows counts an event delivered twice once: a series
-# equals what the raw tables give deduplicated, and outlives them (draws, claims
-# and write-offs expire raw 90 days after they arrive, rollups two years after
-# their minute).
+# equals what the raw tables give deduplicated, and outlives them (raw events
+# expire 90 days after they occurred, rollups two years after their minute).
 # A minute is reported by its start in epoch ms (UTC); a series holds the minutes
 # that start in [since_ms, until_ms) and had events, oldest first.
 _MINUTE_RANGE = """
@@ -272,12 +270,6 @@ _MINUTE_RANGE = """
   AND minute < toDateTime(intDiv({until_ms:Int64} + 999, 1000), 'UTC')
 GROUP BY minute ORDER BY minute
 """
-
-
-def _summed(value: int, condition: str) -> str:
-    """The sum of the ``value``-th column of the ``amounts`` maxMap states of the
-    rows matching ``condition``: each event id's value once."""
-    return f"arraySum(tupleElement(maxMapMergeIf(amounts, {condition}), {value}))"
 
 
 _ACTIVITY_MINUTES_SQL = f"""
@@ -405,3 +397,50 @@ def points_minutes(
     plus accounts (distinct shoppers whose points moved that minute)."""
     params = {"tenant_id": tenant_id, "since_ms": since_ms, "until_ms": until_ms}
     return _minutes(client, _POINTS_MINUTES_SQL, _POINTS_MINUTE_NAMES, params)
+
+
+# A partner's write-offs across the tenant's templates, from the since-the-start
+# totals (they outlive the raw events): each template's figures first, then their
+# sum, so that an event id is counted once in its template as the ledger keys it.
+# Money moves with the settled statuses only, as in template_stats.
+_PARTNER_SQL = f"""
+SELECT
+    sum(writeoffs), sum(redeemed), sum(reversed), sum(rejected),
+    sum(discount_cents), sum(order_cents), max(last_at)
+FROM (
+    SELECT
+        template_id,
+        uniqExactMerge(events)                                              AS writeoffs,
+        uniqExactMergeIf(events, status = 'redeemed')                       AS redeemed,
+        uniqExactMergeIf(events, status IN ('reversed', 'partially_reversed')) AS reversed,
+        uniqExactMergeIf(events, status = 'rejected')                       AS rejected,
+        {_summed(2, f"status IN ({_SETTLED})")}                             AS discount_cents,
+        {_summed(3, f"status IN ({_SETTLED})")}                             AS order_cents,
+        max(last_at)                                                        AS last_at
+    FROM writeoff_totals
+    WHERE tenant_id = {{tenant_id:String}} AND partner_id = {{partner_id:String}}
+    GROUP BY template_id
+)
+"""
+
+
+def partner_stats(client: Client, tenant_id: str, partner_id: str) -> dict[str, Any]:
+    """One partner's write-offs since the start, every template of the tenant:
+    ``writeoffs`` (distinct events, locks and releases included), redeemed,
+    reversed (full or partial), rejected, and the discount and order cents the
+    settled ones moved (net: a reversal's are negative), with ``last_event_at``
+    (epoch ms, or None). The totals of partner_minutes' series."""
+    params = {"tenant_id": tenant_id, "partner_id": partner_id}
+    row = client.query(_PARTNER_SQL, parameters=params).first_row
+    writeoffs, redeemed, reversed_, rejected, discount, order, last_event_at = row
+    return {
+        "tenant_id": tenant_id,
+        "partner_id": partner_id,
+        "writeoffs": int(writeoffs),
+        "redeemed": int(redeemed),
+        "reversed": int(reversed_),
+        "rejected": int(rejected),
+        "discount_cents": int(discount or 0),
+        "order_cents": int(order or 0),
+        "last_event_at": _epoch_ms(last_event_at, int(writeoffs)),
+    }

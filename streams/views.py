@@ -78,6 +78,13 @@ def register(app: faust.App) -> None:
                 self, request, "template stats", _by_tenant(stats.template_stats), template_id
             )
 
+    @app.page("/internal/stats/partners/{partner_id}")
+    class PartnerStats(View):
+        async def get(self, request: Request, partner_id: str) -> Response:
+            return await answer(
+                self, request, "partner stats", _by_tenant(stats.partner_stats), partner_id
+            )
+
     @app.page("/internal/stats/points")
     class PointsStats(View):
         async def get(self, request: Request) -> Response:

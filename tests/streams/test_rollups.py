@@ -153,10 +153,11 @@ def redelivered(events: Sequence[Any]) -> list[list[Any]]:
     return [list(events), list(reversed(events)), list(events[::2])]
 
 
-def deliver(client: Client, tenant: str) -> None:
-    """Three minutes of one tenant's traffic (T0, T0 + 1 min, T0 + 3 min), each
-    event inserted two or three times."""
-    m0, m1, m3 = T0, T0 + MINUTE_MS, T0 + 3 * MINUTE_MS
+def deliver(client: Client, tenant: str, shift_ms: int = 0) -> None:
+    """Three minutes of one tenant's traffic (T0, T0 + 1 min, T0 + 3 min, moved
+    by ``shift_ms``), each event inserted two or three times."""
+    m0 = T0 + shift_ms
+    m1, m3 = m0 + MINUTE_MS, m0 + 3 * MINUTE_MS
     draws = [
         draw(tenant, 1, "u1", "won", m0 + 1_000, amount=500, points_spent=10),
         draw(tenant, 2, "u1", "lost", m0 + 2_000, points_spent=10),
@@ -326,14 +327,69 @@ def _engine(client: Client) -> dict[str, str]:
     )
 
 
-def test_rollups_are_aggregating_and_raw_events_are_kept(ch_client: Client) -> None:
+def test_rollups_are_aggregating_and_raw_events_expire(ch_client: Client) -> None:
     engines = _engine(ch_client)
-    # No TTL on raw events yet: the since-the-start totals (stats, reconcile) read them.
     for table in ("draw_outcomes", "claim_outcomes", "writeoffs", "points_movements"):
-        assert "TTL" not in engines[table], f"{table} keeps every row"
+        assert "TTL toDateTime(occurred_at) + toIntervalDay(90)" in engines[table], table
+        assert "ttl_only_drop_parts = 1" in engines[table], table
     for table in ("draw_minutes", "claim_minutes", "writeoff_minutes", "points_minutes"):
         assert engines[table].startswith("AggregatingMergeTree"), table
         assert "TTL minute + toIntervalYear(2)" in engines[table], table
+    for table in ("draw_totals", "claim_totals", "writeoff_totals", "points_totals"):
+        assert engines[table].startswith("AggregatingMergeTree"), table
+        assert "TTL" not in engines[table], f"{table} keeps every entity's totals"
+
+
+# In its own process, where TTL merges run (the session client stops them): the
+# same events, delivered twice, once yesterday and once 200 days ago. The raw
+# tables keep yesterday's only; the totals and the series keep both.
+_EXPIRY = """
+import sys, orjson
+from streams import clickhouse, migrations, stats
+from tests.streams.test_rollups import DAY_MS, SINCE, UNTIL, deliver
+client = clickhouse.connect(sys.argv[1])
+migrations.migrate(client)
+deliver(client, "t-now")
+deliver(client, "t-old", shift_ms=-200 * DAY_MS)
+client.command("OPTIMIZE TABLE draw_outcomes FINAL")
+raw = dict(client.query(
+    "SELECT tenant_id, count() FROM draw_outcomes GROUP BY tenant_id"
+).result_rows)
+old = (SINCE - 200 * DAY_MS, UNTIL - 200 * DAY_MS)
+out = {
+    "raw": raw,
+    "totals": [stats.activity_stats(client, t, "act-1") for t in ("t-now", "t-old")],
+    "series": [
+        stats.activity_minutes(client, "t-now", "act-1", SINCE, UNTIL),
+        stats.activity_minutes(client, "t-old", "act-1", *old),
+    ],
+    "points": [stats.points_totals(client, t) for t in ("t-now", "t-old")],
+}
+print(orjson.dumps(out).decode())
+"""
+
+
+def test_raw_events_expire_and_their_figures_stay(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", _EXPIRY, f"chdb://{tmp_path / 'clickhouse'}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert out.returncode == 0, out.stderr
+    result: dict[str, Any] = orjson.loads(out.stdout)
+    assert result["raw"].get("t-old", 0) == 0 and result["raw"]["t-now"] > 0
+    now, old = result["totals"]
+    assert now["draws"] > 0 and now["participants"] > 0
+    strip = ("tenant_id", "last_event_at")
+    assert {k: v for k, v in old.items() if k not in strip} == {
+        k: v for k, v in now.items() if k not in strip
+    }
+    for series in result["series"]:
+        assert [m["draws"] for m in series] == [3, 2, 1]
+    points_now, points_old = result["points"]
+    assert points_old["liability"] == points_now["liability"] != 0
 
 
 # In its own process: events arrive at 008 (no rollups), 009 rolls them up from
@@ -354,6 +410,7 @@ def state():
             stats.points_minutes(client, "t-1", SINCE, UNTIL),
         ]
     return {"engines": engines, "series": series}
+client.command("SYSTEM STOP TTL MERGES")  # keeps what the backfills read
 migrations.migrate(client, to=8)
 deliver(client, "t-1")
 out = {"at8": state(), "up": migrations.migrate(client)}
@@ -376,8 +433,9 @@ def test_down_to_008_and_up_again(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     result: dict[str, Any] = orjson.loads(out.stdout)
-    assert result["up"] == ["up 009_minute_rollups.sql"]
-    assert result["down"] == ["down 009_minute_rollups.sql"]
+    later = ["009_minute_rollups.sql", "010_totals.sql", "011_raw_ttl.sql"]
+    assert result["up"] == [f"up {name}" for name in later]
+    assert result["down"] == [f"down {name}" for name in reversed(later)]
     for at8 in (result["at8"], result["down_again"]):
         assert at8["series"] is None
         assert not any("minutes" in name for name in at8["engines"])
