@@ -206,8 +206,8 @@ def reconcile(
     ] = None,
     wait: float = typer.Option(0.0, help="seconds to keep asking while events may be in flight"),
 ) -> None:
-    """Compare the Redis ledger with ClickHouse per activity and template; exit 1 on
-    any difference."""
+    """Compare the Redis ledger with ClickHouse per activity, template, partner and
+    the points totals of each tenant; exit 1 on any difference."""
     import redis as redis_lib
     from rich.table import Table
 
@@ -216,21 +216,26 @@ def reconcile(
     client = redis_lib.Redis.from_url(_redis_url())
     checker = Reconciler(client, _streams_url())
     try:
-        compared, differences = checker.run(tenant or checker.tenants(), wait)
+        report = checker.run(tenant or checker.tenants(), wait)
     except httpx.HTTPError as exc:
         console.print(f"[red]cannot read ClickHouse's figures from the streams worker: {exc}[/]")
         raise typer.Exit(2) from exc
     finally:
         checker.close()
         client.close()
-    if not differences:
-        console.print(f"[green]ledger and ClickHouse agree on {compared} entities[/]")
+    if report.seeded:
+        console.print(
+            f"left out: {report.seeded} points entries ({report.seeded_points} points) "
+            "seeded by tools straight into the ledger, never events"
+        )
+    if not report.differences:
+        console.print(f"[green]ledger and ClickHouse agree on {report.compared} entities[/]")
         return
-    table = Table("tenant", "kind", "id", "figure", "ledger", "clickhouse", title="differences")
-    for d in differences:
+    table = Table("tenant", "kind", "entity", "figure", "ledger", "clickhouse", title="differences")
+    for d in report.differences:
         table.add_row(d.tenant_id, d.kind, d.entity_id, d.figure, str(d.ledger), str(d.clickhouse))
     console.print(table)
-    console.print(f"[red]{len(differences)} differences over {compared} entities[/]")
+    console.print(f"[red]{len(report.differences)} differences over {report.compared} entities[/]")
     raise typer.Exit(1)
 
 

@@ -7,6 +7,8 @@ the figures tools check against (totals, outcomes).
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
+from typing import Any
 
 import orjson
 import redis
@@ -22,6 +24,19 @@ from domain.tokens import hash_api_key, new_api_key, new_secret
 from ledger import writes
 from ledger.accounts import rules_of
 from ledger.keys import ActivityKeys, TemplateKeys, TenantKeys, api_key_key
+
+# A points entry seeded by a tool (`SyncLedger.grant_points`) is written straight into
+# Redis: no request decided it and no event carries it, so what compares the ledger
+# with the event stream (carnival reconcile) leaves it out. It is told apart by its
+# key and source together: no decided request writes source "admin".
+SEED_KEY_PREFIX = "seed:"
+SEED_REASON = "seed"
+SEED_SOURCE = "admin"
+
+
+def is_seeded(entry: Mapping[str, Any]) -> bool:
+    """Whether a points entry (domain.points.Entry as JSON) was seeded by a tool."""
+    return entry["source_id"] == SEED_SOURCE and entry["key"].startswith(SEED_KEY_PREFIX)
 
 
 class SyncLedger:
@@ -116,12 +131,12 @@ class SyncLedger:
                         account = Account.of(raw, int(legacy or 0))
                         account, entry = points.earn(
                             account,
-                            f"seed:{at}:{secrets.token_hex(4)}",
+                            f"{SEED_KEY_PREFIX}{at}:{secrets.token_hex(4)}",
                             amount,
                             at,
                             rules_of(rules).expiry,
-                            "seed",
-                            "admin",
+                            SEED_REASON,
+                            SEED_SOURCE,
                             kind="adjust",
                         )
                         pipe.multi()

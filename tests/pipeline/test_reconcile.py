@@ -1,18 +1,24 @@
-"""`carnival reconcile` on the real pipeline: after draws (with a coupon prize
-and a limit), claims, redemptions, a reversal and a void, the ledger and
-ClickHouse agree; an outcome removed from the ledger behind its owner's back
-is reported, with the figure that differs, and the command fails."""
+"""`carnival reconcile` on the real pipeline: after draws (with a coupon prize,
+a points prize and a limit), claims, redemptions by a partner, a reversal and a
+void, the ledger and ClickHouse agree on every activity, template, partner and
+the points totals (points seeded by a tool are left out, and said so); an
+outcome removed, a write-off altered and a points entry removed behind their
+owners' backs are each reported with the figure that differs, and the command
+fails."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import time
 
 import httpx
+import orjson
 
 from domain.activity import Limits, Prize
-from ledger.keys import ActivityKeys
+from ledger.admin import is_seeded
+from ledger.keys import ActivityKeys, TemplateKeys, TenantKeys
 from tests.pipeline.conftest import Pipeline, storm
 from tests.pipeline.test_claims import rush
 from tests.pipeline.test_writeoffs import Partners, _ok, _redemption, _template
@@ -57,6 +63,7 @@ def test_ledger_and_clickhouse_agree_and_a_lost_event_is_caught(
         ],
         limits=Limits(per_user_total=2),
     )
+    pipeline.ledger.grant_points(tenant.tenant_id, {"u0": 25})  # a tool's: never an event
     jobs = [(f"u{i % 100}", f"d{i}") for i in range(300)]  # 100 over the limit
     replies = storm(pipeline, tenant, wheel.id, jobs)
     assert {r.status_code for r in replies.values()} <= {200, 202, 409}  # 409: over the limit
@@ -72,11 +79,43 @@ def test_ledger_and_clickhouse_agree_and_a_lost_event_is_caught(
 
     clean = _reconcile(pipeline, tenant.tenant_id, wait=60)
     assert clean.returncode == 0, clean.stdout
-    assert "agree on 2 entities" in clean.stdout
+    # An activity, a template, two partners (one never redeemed) and the points.
+    assert "agree on 5 entities" in clean.stdout
+    assert "left out: 1 points entries (25 points)" in clean.stdout
 
     outcomes = ActivityKeys(tenant.tenant_id, wheel.id).outcomes
     lost = next(iter(pipeline.redis.hkeys(outcomes)))
     pipeline.redis.hdel(outcomes, lost)
-    broken = _reconcile(pipeline, tenant.tenant_id, wait=0)
+    # A redemption's discount changed in the ledger: its template and its partner differ.
+    writeoffs = TemplateKeys(tenant.tenant_id, template.id).writeoffs
+    request, raw = next(
+        (k, v)
+        for k, v in pipeline.redis.hgetall(writeoffs).items()
+        if orjson.loads(v)["status"] == "redeemed"
+    )
+    altered = {**orjson.loads(raw), "discount_cents": orjson.loads(raw)["discount_cents"] + 1}
+    pipeline.redis.hset(writeoffs, request, orjson.dumps(altered))
+    # A points entry (an event's, not the seeded one) removed from a shopper's log.
+    keys = TenantKeys(tenant.tenant_id)
+    log, entry = next(
+        (keys.points_log(user.decode()), e)
+        for user in sorted(pipeline.redis.hkeys(keys.points_accounts))
+        for e in pipeline.redis.lrange(keys.points_log(user.decode()), 0, -1)
+        if not is_seeded(orjson.loads(e))
+    )
+    assert pipeline.redis.lrem(log, 1, entry) == 1
+
+    started = time.monotonic()
+    broken = _reconcile(pipeline, tenant.tenant_id, wait=1)
+    assert time.monotonic() - started >= 1  # --wait kept asking before it gave up
     assert broken.returncode == 1, broken.stdout
     assert "outcomes" in broken.stdout and "299" in broken.stdout and "300" in broken.stdout
+    rows = [line for line in broken.stdout.splitlines() if tenant.tenant_id in line]
+    by_kind = {kind: [r for r in rows if f" {kind} " in r] for kind in ("partner", "points")}
+    assert any(registered.hmac in r and "discount_cents" in r for r in by_kind["partner"]), (
+        broken.stdout
+    )
+    assert not any(registered.rsa in r for r in rows), broken.stdout  # it never redeemed
+    assert any("movements" in r for r in by_kind["points"]), broken.stdout
+    assert any("liability" in r for r in by_kind["points"]), broken.stdout
+    print(broken.stdout)
