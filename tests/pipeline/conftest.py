@@ -4,6 +4,9 @@ as separate processes, plus helpers to make tenants, activities and shoppers."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -174,7 +177,37 @@ def reconcile(pipeline: Pipeline, tenant: Tenant, activity_id: str, total: int) 
         by_status["rejected"],
     )
     assert stats["amount_won"] == sum(o["amount"] for o in ledger.values() if o["status"] == "won")
+    assert_reconciled(pipeline, tenant.tenant_id)
     return ledger
+
+
+def run_reconcile(
+    pipeline: Pipeline, tenant_id: str, wait: float
+) -> subprocess.CompletedProcess[str]:
+    """`carnival reconcile --tenant <tenant_id> --wait <wait>` against this pipeline."""
+    s = pipeline.settings
+    env = {
+        **os.environ,
+        "REDIS_URL": s.redis_url,
+        "CARNIVAL_STREAMS_HOST": s.streams_host,
+        "CARNIVAL_STREAMS_PORT": str(s.streams_port),
+        "COLUMNS": "200",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "carnival", "reconcile", "--tenant", tenant_id, "--wait", str(wait)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=180,
+    )
+
+
+def assert_reconciled(pipeline: Pipeline, tenant_id: str, wait: float = 60.0) -> None:
+    """Every figure of the tenant in ClickHouse equals its ledger (every load test
+    ends with this)."""
+    done = run_reconcile(pipeline, tenant_id, wait)
+    assert done.returncode == 0 and "agree on" in done.stdout, done.stdout
 
 
 def assert_error(reply: httpx.Response, status: int, code: str) -> dict:

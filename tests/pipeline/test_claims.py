@@ -27,6 +27,7 @@ from tests.pipeline.conftest import (
     Pipeline,
     Tenant,
     assert_error,
+    assert_reconciled,
     outcome_events,
     send_again_on_reset,
     wait_for,
@@ -270,6 +271,7 @@ def test_flash_sale_rush(pipeline: Pipeline, kill_dispatcher: bool) -> None:
     assert not runner.is_alive()
     answers = _check_rush(pipeline, tenant, template, replies)
     print(f"flash sale {RUSH_CLAIMS} claims / {RUSH_USERS} users: {dict(answers)}")
+    assert_reconciled(pipeline, tenant.tenant_id)
 
 
 def test_claim_centre_and_flash_sale_pages(pipeline: Pipeline, http: httpx.Client) -> None:

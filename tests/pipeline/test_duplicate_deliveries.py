@@ -54,11 +54,10 @@ from streams.clickhouse import (
     POINTS_TABLE,
     WRITEOFFS_TABLE,
 )
-from tests.pipeline.conftest import Pipeline, Tenant, wait_for
+from tests.pipeline.conftest import Pipeline, Tenant, run_reconcile, wait_for
 from tests.pipeline.test_claims import rush
 from tests.pipeline.test_points_accounts import ADMIN, _mixed_load, _rules
 from tests.pipeline.test_points_accounts import _template as _exchangeable
-from tests.pipeline.test_reconcile import _reconcile
 from tests.pipeline.test_writeoffs import ORDER_ITEMS, Partners, _redemption, _settle, _template
 
 FULL = os.environ.get("CARNIVAL_FULL_SIZE") == "1"
@@ -313,7 +312,7 @@ def test_duplicates_on_every_stream_leave_the_totals_equal_to_the_ledger(
     asked = _load(pipeline, http, tenant)
     loaded = time.monotonic()
 
-    settled = _reconcile(pipeline, tenant.tenant_id, wait=SETTLE_TIMEOUT_S)
+    settled = run_reconcile(pipeline, tenant.tenant_id, wait=SETTLE_TIMEOUT_S)
     assert settled.returncode == 0, settled.stdout
     assert "left out" in settled.stdout  # the seeded points, not events
 
@@ -334,7 +333,7 @@ def test_duplicates_on_every_stream_leave_the_totals_equal_to_the_ledger(
     )
     assert _dead_letters(bootstrap) == dead_before  # every copy decoded and inserted
     # No wait: the copies are in, and the totals must not count them.
-    doubled = _reconcile(pipeline, tenant.tenant_id, wait=0)
+    doubled = run_reconcile(pipeline, tenant.tenant_id, wait=0)
     assert doubled.returncode == 0, doubled.stdout
 
     # The copies reached ClickHouse: every event has a row stored after they were sent.
@@ -347,7 +346,7 @@ def test_duplicates_on_every_stream_leave_the_totals_equal_to_the_ledger(
         stored, distinct, copied_rows = rows[table]
         assert distinct > 0 and stored >= distinct, (table, rows[table])
         assert copied_rows == distinct, f"{table}: {rows[table]}"
-    again = _reconcile(pipeline, tenant.tenant_id, wait=SETTLE_TIMEOUT_S)
+    again = run_reconcile(pipeline, tenant.tenant_id, wait=SETTLE_TIMEOUT_S)
     assert again.returncode == 0, again.stdout
 
     print(

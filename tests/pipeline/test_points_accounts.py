@@ -25,7 +25,7 @@ from domain.events import request_key
 from domain.points import ExpiryPolicy, PointsRules, account_shard
 from domain.road import POINTS, RequestRecord
 from domain.topics import REQUESTS
-from tests.pipeline.conftest import Pipeline, Tenant, assert_error, wait_for
+from tests.pipeline.conftest import Pipeline, Tenant, assert_error, assert_reconciled, wait_for
 from tests.pipeline.test_activity_admin import _wheel_body
 from tests.pipeline.test_lottery_invariants import _actor_pid
 
@@ -421,6 +421,7 @@ def test_thousands_earning_and_spending_across_a_sigkill(
         what="ClickHouse to hold every points movement once",
     )
     print(f"{kill} killed; HTTP {dict(codes)}; coupons {len(issued)} of {stock}")
+    assert_reconciled(pipeline, tenant.tenant_id)
 
 
 def test_chances_bought_with_points_and_granted_raise_the_quota(

@@ -8,9 +8,6 @@ fails."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 
 import httpx
@@ -19,28 +16,9 @@ import orjson
 from domain.activity import Limits, Prize
 from ledger.admin import is_seeded
 from ledger.keys import ActivityKeys, TemplateKeys, TenantKeys
-from tests.pipeline.conftest import Pipeline, storm
+from tests.pipeline.conftest import Pipeline, run_reconcile, storm
 from tests.pipeline.test_claims import rush
 from tests.pipeline.test_writeoffs import Partners, _ok, _redemption, _template
-
-
-def _reconcile(pipeline: Pipeline, tenant_id: str, wait: float) -> subprocess.CompletedProcess[str]:
-    s = pipeline.settings
-    env = {
-        **os.environ,
-        "REDIS_URL": s.redis_url,
-        "CARNIVAL_STREAMS_HOST": s.streams_host,
-        "CARNIVAL_STREAMS_PORT": str(s.streams_port),
-        "COLUMNS": "200",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "carnival", "reconcile", "--tenant", tenant_id, "--wait", str(wait)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=180,
-    )
 
 
 def test_ledger_and_clickhouse_agree_and_a_lost_event_is_caught(
@@ -77,7 +55,7 @@ def test_ledger_and_clickhouse_agree_and_a_lost_event_is_caught(
     void = http.post(f"/v1/coupons/{coupons[-1]}/void", json={}, headers=tenant.staff_headers)
     assert void.status_code in (200, 202), void.text
 
-    clean = _reconcile(pipeline, tenant.tenant_id, wait=60)
+    clean = run_reconcile(pipeline, tenant.tenant_id, wait=60)
     assert clean.returncode == 0, clean.stdout
     # An activity, a template, two partners (one never redeemed) and the points.
     assert "agree on 5 entities" in clean.stdout
@@ -106,7 +84,7 @@ def test_ledger_and_clickhouse_agree_and_a_lost_event_is_caught(
     assert pipeline.redis.lrem(log, 1, entry) == 1
 
     started = time.monotonic()
-    broken = _reconcile(pipeline, tenant.tenant_id, wait=1)
+    broken = run_reconcile(pipeline, tenant.tenant_id, wait=1)
     assert time.monotonic() - started >= 1  # --wait kept asking before it gave up
     assert broken.returncode == 1, broken.stdout
     assert "outcomes" in broken.stdout and "299" in broken.stdout and "300" in broken.stdout

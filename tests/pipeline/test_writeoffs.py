@@ -17,7 +17,7 @@ from domain.claims import Coupon
 from domain.coupons import CouponTemplate
 from domain.signing import PartnerAuth, generate_rsa_key, public_pem, sign_headers
 from ledger.keys import TemplateKeys, TenantKeys
-from tests.pipeline.conftest import Pipeline, Tenant, assert_error, wait_for
+from tests.pipeline.conftest import Pipeline, Tenant, assert_error, assert_reconciled, wait_for
 
 ORDER_ITEMS = [{"sku": "tee", "category": "clothes", "unit_cents": 2500, "qty": 2}]
 
@@ -165,6 +165,7 @@ def test_two_partners_racing_redeem_every_coupon_once(
     assert int(pipeline.redis.get(keys.redeemed)) == 1000
     stats_when(http, tenant, template.id, redeemed=1000, discount_cents=500_000)
     assert stats_when(http, tenant, template.id)["order_cents"] == 5_300_000
+    assert_reconciled(pipeline, tenant.tenant_id)
 
 
 def test_request_ids_are_idempotent_and_reversals_restore_exactly(
