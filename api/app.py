@@ -29,6 +29,8 @@ from api import (
     routes_orders,
     routes_partners,
     routes_points,
+    routes_records,
+    routes_stats,
     routes_templates,
     routes_wallet,
     routes_webhooks,
@@ -121,6 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes_draws.router)
     app.include_router(routes_claims.router)
     app.include_router(routes_admin.router)
+    app.include_router(routes_stats.router)
     app.include_router(routes_activities.router)
     app.include_router(routes_codes.router)
     app.include_router(routes_coupons.router)
@@ -135,6 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes_webhooks.router)
     app.include_router(routes_channels.router)
     app.include_router(routes_points.router)
+    app.include_router(routes_records.router)
     app.include_router(routes_keys.router)
     return app
 

@@ -14,7 +14,7 @@ import logging
 import faust
 
 from runtime.settings import Settings, get_settings
-from streams import agents, views
+from streams import agents, record_views, report_views, views
 from streams.engine import get_client
 
 log = logging.getLogger("carnival.streams")
@@ -49,6 +49,8 @@ def create_app(settings: Settings | None = None) -> faust.App:
     )
     agents.register(app)
     views.register(app)
+    report_views.register(app)
+    record_views.register(app)
 
     @app.task
     async def open_clickhouse_at_startup() -> None:
