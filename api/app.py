@@ -35,6 +35,7 @@ from api import (
     routes_wallet,
     routes_webhooks,
     routes_writeoffs,
+    web,
 )
 from api.deps import Resources
 from api.draw_path import DrawPath
@@ -140,6 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes_points.router)
     app.include_router(routes_records.router)
     app.include_router(routes_keys.router)
+    web.mount(app)
     return app
 
 

@@ -5,6 +5,8 @@
 #   - wrk, the load generator of `carnival bench http` (apt-get when root; optional)
 #   - .venv with `pip install -e '.[dev]'`, redone only when pyproject.toml changes
 #   - Kafka 3.9.1 jars fetched by Maven into the cache (CARNIVAL_CACHE_DIR, ~/.cache/carnival)
+#   - web/: npm packages (npm ci, redone when package-lock.json changes) and the build
+#     into web/dist (redone when a source changes); Debian's chromium for the browser tests
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,6 +22,8 @@ command -v java >/dev/null 2>&1 || apt_missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || apt_missing+=(maven)
 command -v redis-server >/dev/null 2>&1 || apt_missing+=(redis-server)
 command -v wrk >/dev/null 2>&1 || apt_missing+=(wrk)
+command -v npm >/dev/null 2>&1 || apt_missing+=(nodejs npm)
+command -v chromium >/dev/null 2>&1 || apt_missing+=(chromium)
 if ((${#apt_missing[@]})) && [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null 2>&1; then
   echo "bootstrap: apt-get install ${apt_missing[*]}" >&2
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}"; } \
@@ -57,4 +61,22 @@ if [[ ! -f "$libs/kafka_2.13-3.9.1.jar" ]]; then
   mvn -q -B -f carnival/kafka/pom.xml dependency:copy-dependencies \
     -DoutputDirectory="$libs" -DincludeScope=runtime
   [[ -f "$libs/kafka_2.13-3.9.1.jar" ]] || die "Kafka jars missing after mvn: see output above"
+fi
+
+# -- web: the console and the shopper pages ------------------------------------------------
+command -v npm >/dev/null 2>&1 || die "npm not found on PATH: apt-get install -y nodejs npm"
+lock_stamp="web/node_modules/.carnival-lock.sha256"
+want="$(sha256sum web/package-lock.json | cut -d' ' -f1)"
+if [[ ! -f "$lock_stamp" || "$(cat "$lock_stamp")" != "$want" ]]; then
+  echo "bootstrap: installing the web's npm packages (package-lock.json changed)" >&2
+  (cd web && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$want" >"$lock_stamp"
+fi
+build_stamp="web/dist/.carnival-sources.sha256"
+want="$(cd web && find . -path ./node_modules -prune -o -path ./dist -prune -o -type f -print0 \
+  | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)"
+if [[ ! -f "$build_stamp" || "$(cat "$build_stamp")" != "$want" ]]; then
+  echo "bootstrap: building web/ into web/dist" >&2
+  (cd web && npm run build --silent >/dev/null)
+  echo "$want" >"$build_stamp"
 fi

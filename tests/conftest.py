@@ -155,3 +155,48 @@ def ray_client(ray_address: str) -> Iterator[Any]:
         yield ray
     finally:
         ray.shutdown()
+
+
+# -- a real browser: Debian's chromium driven by Playwright ----------------------------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+# This machine's network is closed: without these flags Chromium tries Google's
+# hosts at start and its refused connections slow every page.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless chromium for the session (make bootstrap installs it)."""
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM.exists(), "Debian's chromium is missing: run `make bootstrap`"
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def screenshots(request: pytest.FixtureRequest) -> Callable[[Any, str], Path]:
+    """``shot(page, name)`` saves a PNG under test-artifacts/<test name>/."""
+    folder = ARTIFACTS / request.node.name.replace("/", "_")
+
+    def shot(page: Any, name: str) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return shot
