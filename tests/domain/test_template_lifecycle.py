@@ -122,10 +122,16 @@ def test_server_fields_are_never_editable(status: TemplateStatus, field: str) ->
 @pytest.mark.parametrize("status", LIVE)
 def test_live_template_edits_only_what_is_not_a_term(status: TemplateStatus) -> None:
     before = template(status)
-    changes = {"name": "Ten off", "description": "Spring sale", "claim_closes_at": 5_000}
+    changes = {
+        "name": "Ten off",
+        "description": "Spring sale",
+        "claim_closes_at": 5_000,
+        "institution_id": "branch-a",
+    }
     assert set(changes) == LIVE_EDITABLE
     after = lifecycle.edit(before, changes)
-    assert (after.name, after.description, after.claim_closes_at) == tuple(changes.values())
+    got = (after.name, after.description, after.claim_closes_at, after.institution_id)
+    assert got == tuple(changes.values())
     for term in ({"amount_cents": 2000}, {"limits": {"stock": 1}}, {"name": "x", "percent": 5}):
         error = _refused("template_live", lifecycle.edit, before, term)
         assert status in str(error) and "name" in str(error)

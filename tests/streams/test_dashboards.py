@@ -23,9 +23,9 @@ from dashboards import generate
 from domain.claims import ClaimOutcome, ClaimStatus
 from domain.coupon_changes import CouponChange
 from domain.events import DrawOutcome, OutcomeStatus
-from domain.points import PointsOutcome
 from domain.writeoffs import Writeoff, WriteoffOp, WriteoffStatus
 from streams import clickhouse, migrations
+from tests.streams.test_rollups import signin
 
 PLUGIN = "grafana-clickhouse-datasource"
 DATASOURCES = generate.ROOT / "dashboards" / "grafana" / "provisioning" / "datasources"
@@ -260,33 +260,6 @@ def writeoff(
         order_id=f"o-{request}",
         order_cents=order_cents,
         discount_cents=discount_cents,
-        batch_id=BATCH,
-        occurred_at=at,
-    )
-
-
-def signin(tenant: str, user: str, points: int, at: int) -> PointsOutcome:
-    entry = {
-        "key": f"signin:{at}",
-        "kind": "earn",
-        "amount": points,
-        "balance": points,
-        "at": at,
-        "reason": "signin day 1",
-        "source_id": "",
-        "moves": [{"lot_id": f"signin:{at}", "delta": points}],
-    }
-    return PointsOutcome(
-        event_id=f"{user}:s{at}",
-        tenant_id=tenant,
-        user_id=user,
-        request_id=f"s{at}",
-        op="signin",
-        status="applied",
-        reason="",
-        amount=points,
-        balance=points,
-        movements=[entry],
         batch_id=BATCH,
         occurred_at=at,
     )
