@@ -205,9 +205,13 @@ def reconcile(
         list[str] | None, typer.Option(help="only this tenant (repeatable); default: all")
     ] = None,
     wait: float = typer.Option(0.0, help="seconds to keep asking while events may be in flight"),
+    topics: bool = typer.Option(
+        False, "--topics", help="also compare the ledger's outcome events with the outcome topics"
+    ),
 ) -> None:
     """Compare the Redis ledger with ClickHouse per activity, template, partner and
-    the points totals of each tenant; exit 1 on any difference."""
+    the points totals of each tenant (and, with --topics, with the outcome topics);
+    exit 1 on any difference."""
     import redis as redis_lib
     from rich.table import Table
 
@@ -216,7 +220,8 @@ def reconcile(
     client = redis_lib.Redis.from_url(_redis_url())
     checker = Reconciler(client, _streams_url())
     try:
-        report = checker.run(tenant or checker.tenants(), wait)
+        tenants = tenant or checker.tenants()
+        report = checker.run(tenants, wait)
     except httpx.HTTPError as exc:
         console.print(f"[red]cannot read ClickHouse's figures from the streams worker: {exc}[/]")
         raise typer.Exit(2) from exc
@@ -230,12 +235,62 @@ def reconcile(
         )
     if not report.differences:
         console.print(f"[green]ledger and ClickHouse agree on {report.compared} entities[/]")
-        return
-    table = Table("tenant", "kind", "entity", "figure", "ledger", "clickhouse", title="differences")
-    for d in report.differences:
-        table.add_row(d.tenant_id, d.kind, d.entity_id, d.figure, str(d.ledger), str(d.clickhouse))
+    else:
+        table = Table(
+            "tenant", "kind", "entity", "figure", "ledger", "clickhouse", title="differences"
+        )
+        for d in report.differences:
+            table.add_row(
+                d.tenant_id, d.kind, d.entity_id, d.figure, str(d.ledger), str(d.clickhouse)
+            )
+        console.print(table)
+        console.print(
+            f"[red]{len(report.differences)} differences over {report.compared} entities[/]"
+        )
+    gaps = topics and _topic_gaps(tenants)
+    if report.differences or gaps:
+        raise typer.Exit(1)
+
+
+def _topic_gaps(tenants: list[str]) -> bool:
+    """Print the ledger against the outcome topics; True when they differ."""
+    import redis as redis_lib
+    from rich.table import Table
+
+    from carnival.topic_audit import audit
+
+    client = redis_lib.Redis.from_url(_redis_url())
+    try:
+        compared, gaps = audit(client, _kafka_bootstrap(), tenants)
+    finally:
+        client.close()
+    if not gaps:
+        console.print(f"[green]ledger and the outcome topics agree on {compared} entities[/]")
+        return False
+    table = Table(
+        "tenant", "kind", "entity", "topic", "ledger", "on topic", "missing", "unknown",
+        title="ledger against the outcome topics",
+    )  # fmt: skip
+    for g in gaps:
+        table.add_row(
+            g.tenant_id, g.kind, g.entity_id, g.topic,
+            str(g.ledger), str(g.on_topic), str(g.missing), str(g.unknown),
+        )  # fmt: skip
     console.print(table)
-    console.print(f"[red]{len(report.differences)} differences over {report.compared} entities[/]")
+    console.print(f"[red]{len(gaps)} entities differ from their topic[/]")
+    return True
+
+
+def _kafka_bootstrap() -> str:
+    from carnival.stack import stack_file
+
+    s = get_settings()
+    path = stack_file(s.data_dir.resolve())
+    if s.kafka_bootstrap:
+        return s.kafka_bootstrap
+    if path.exists():
+        return orjson.loads(path.read_bytes())["kafka"]
+    console.print("KAFKA_BOOTSTRAP is unset and no stack is running: start it with `carnival up`")
     raise typer.Exit(1)
 
 

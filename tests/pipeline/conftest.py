@@ -182,19 +182,24 @@ def reconcile(pipeline: Pipeline, tenant: Tenant, activity_id: str, total: int) 
 
 
 def run_reconcile(
-    pipeline: Pipeline, tenant_id: str, wait: float
+    pipeline: Pipeline, tenant_id: str, wait: float, *options: str
 ) -> subprocess.CompletedProcess[str]:
-    """`carnival reconcile --tenant <tenant_id> --wait <wait>` against this pipeline."""
+    """`carnival reconcile --tenant <tenant_id> --wait <wait> [options]` against this
+    pipeline."""
     s = pipeline.settings
     env = {
         **os.environ,
         "REDIS_URL": s.redis_url,
+        "KAFKA_BOOTSTRAP": s.kafka_bootstrap,
         "CARNIVAL_STREAMS_HOST": s.streams_host,
         "CARNIVAL_STREAMS_PORT": str(s.streams_port),
         "COLUMNS": "200",
     }
     return subprocess.run(
-        [sys.executable, "-m", "carnival", "reconcile", "--tenant", tenant_id, "--wait", str(wait)],
+        [
+            *(sys.executable, "-m", "carnival", "reconcile"),
+            *("--tenant", tenant_id, "--wait", str(wait), *options),
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

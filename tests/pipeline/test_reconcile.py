@@ -55,10 +55,12 @@ def test_ledger_and_clickhouse_agree_and_a_lost_event_is_caught(
     void = http.post(f"/v1/coupons/{coupons[-1]}/void", json={}, headers=tenant.staff_headers)
     assert void.status_code in (200, 202), void.text
 
-    clean = run_reconcile(pipeline, tenant.tenant_id, wait=60)
+    clean = run_reconcile(pipeline, tenant.tenant_id, 60, "--topics")
     assert clean.returncode == 0, clean.stdout
     # An activity, a template, two partners (one never redeemed) and the points.
     assert "agree on 5 entities" in clean.stdout
+    # The wheel's draws; the template's claims, changes and write-offs.
+    assert "ledger and the outcome topics agree on 4 entities" in clean.stdout
     assert "left out: 1 points entries (25 points)" in clean.stdout
 
     outcomes = ActivityKeys(tenant.tenant_id, wheel.id).outcomes
@@ -97,3 +99,10 @@ def test_ledger_and_clickhouse_agree_and_a_lost_event_is_caught(
     assert any("movements" in r for r in by_kind["points"]), broken.stdout
     assert any("liability" in r for r in by_kind["points"]), broken.stdout
     print(broken.stdout)
+    # Against the topics: the draw removed from the ledger is still on Kafka.
+    audited = run_reconcile(pipeline, tenant.tenant_id, 0, "--topics")
+    assert audited.returncode == 1, audited.stdout
+    gaps = [line for line in audited.stdout.splitlines() if "carnival." in line]
+    assert len(gaps) == 1 and "carnival.draw.outcomes" in gaps[0], audited.stdout
+    counts = [c.strip() for c in gaps[0].split("│")[-5:-1]]
+    assert counts == ["299", "300", "0", "1"], audited.stdout  # ledger, on topic, missing, unknown
