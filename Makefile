@@ -8,7 +8,7 @@ run: bootstrap
 
 test: bootstrap
 	.venv/bin/ruff check .
-	.venv/bin/pytest -q
+	.venv/bin/pytest -q --durations=15
 
 lint: bootstrap
 	.venv/bin/ruff check .
