@@ -24,6 +24,10 @@ command -v redis-server >/dev/null 2>&1 || apt_missing+=(redis-server)
 command -v wrk >/dev/null 2>&1 || apt_missing+=(wrk)
 command -v npm >/dev/null 2>&1 || apt_missing+=(nodejs npm)
 command -v chromium >/dev/null 2>&1 || apt_missing+=(chromium)
+# Chinese strings and emoji in the pages' screenshots (otherwise empty boxes).
+for font in fonts-wqy-microhei fonts-noto-color-emoji; do
+  dpkg -s "$font" >/dev/null 2>&1 || apt_missing+=("$font")
+done
 if ((${#apt_missing[@]})) && [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null 2>&1; then
   echo "bootstrap: apt-get install ${apt_missing[*]}" >&2
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}"; } \
