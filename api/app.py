@@ -166,6 +166,9 @@ def base_app(
     return app
 
 
+KEEP_ALIVE_S = 75
+
+
 def serve(factory: str, host: str, port: int, workers: int = 1) -> None:
     """uvicorn as it serves the api: uvloop, httptools, no access log (JSON logs instead)."""
     import uvicorn
@@ -180,6 +183,10 @@ def serve(factory: str, host: str, port: int, workers: int = 1) -> None:
         log_config=None,
         access_log=False,
         workers=workers,
+        # Longer than the idle time of clients' pools and load balancers (60 s is
+        # common): with uvicorn's 5 s, a client reusing a connection just as the
+        # server closes it gets a reset (seen once in a test storm).
+        timeout_keep_alive=KEEP_ALIVE_S,
     )
 
 
