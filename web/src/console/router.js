@@ -1,0 +1,34 @@
+// A hash router small enough to read at once: the console has a handful of
+// screens, and a hash survives reloads without the api knowing the routes.
+import { reactive } from "vue";
+
+const ROUTES = [
+  { name: "activities", pattern: /^\/activities\/?$/ },
+  { name: "activity-new", pattern: /^\/activities\/new$/ },
+  { name: "activity-edit", pattern: /^\/activities\/([^/]+)\/edit$/ },
+  { name: "activity-live", pattern: /^\/activities\/([^/]+)\/live$/ },
+  { name: "templates", pattern: /^\/templates\/?$/ },
+  { name: "audit", pattern: /^\/audit\/?$/ },
+  { name: "points", pattern: /^\/points\/?$/ },
+];
+
+export const route = reactive({ name: "activities", id: null, path: "/activities" });
+
+function read() {
+  const path = decodeURIComponent(location.hash.replace(/^#/, "")) || "/activities";
+  for (const { name, pattern } of ROUTES) {
+    const match = path.match(pattern);
+    if (match) {
+      Object.assign(route, { name, id: match[1] || null, path });
+      return;
+    }
+  }
+  Object.assign(route, { name: "activities", id: null, path: "/activities" });
+}
+
+export function go(path) {
+  location.hash = "#" + path;
+}
+
+window.addEventListener("hashchange", read);
+read();
