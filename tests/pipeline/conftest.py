@@ -339,3 +339,23 @@ def pipeline(
 def http(pipeline: Pipeline) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=pipeline.url, timeout=30) as client:
         yield client
+
+
+@pytest.fixture
+def phones(browser: Any, pipeline: Pipeline) -> Iterator[Any]:
+    """``phone(tenant, user)`` opens a shopper's phone; all are closed after, and
+    none may have raised an uncaught error."""
+    from tests.pipeline.pages import Shopper
+
+    opened: list[Shopper] = []
+
+    def phone(tenant: Tenant, user: str) -> Any:
+        shopper = Shopper(browser, pipeline, tenant, user)
+        opened.append(shopper)
+        return shopper
+
+    yield phone
+    errors = {s.user: s.errors for s in opened if s.errors}
+    for shopper in opened:
+        shopper.close()
+    assert errors == {}, f"uncaught page errors: {errors}"

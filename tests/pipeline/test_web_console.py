@@ -15,7 +15,8 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.pipeline.conftest import Pipeline, Tenant, draw, wait_for
+from tests.pipeline.conftest import Pipeline, Tenant, wait_for
+from tests.pipeline.pages import SETTLE_MS, only_outcome, settled
 
 VIEWPORT = {"width": 1280, "height": 800}
 # The dashboard refreshes its figures every second: a draw ClickHouse holds must
@@ -119,7 +120,7 @@ def _operator(pipeline: Pipeline) -> Tenant:
 
 
 def test_operator_builds_starts_and_watches_a_wheel(
-    pipeline: Pipeline, http: httpx.Client, console: Console, screenshots: Any
+    pipeline: Pipeline, http: httpx.Client, console: Console, phones: Any, screenshots: Any
 ) -> None:
     tenant = _operator(pipeline)
     page = console.page
@@ -183,8 +184,15 @@ def test_operator_builds_starts_and_watches_a_wheel(
     draws = page.get_by_test_id("figure-draws")
     expect(draws).to_have_text("0")
     expect(page.get_by_test_id("last-updated")).to_contain_text("Last updated")
-    reply = draw(http, tenant, activity_id, "shopper-1")
-    assert reply.status_code == 200, reply.text
+    # A shopper spins on a phone-sized page and sees the prize the API recorded.
+    phone = phones(tenant, "shopper-1")
+    spin = phone.open(activity_id)
+    spin.click("[data-test=spin]")
+    result = spin.wait_for_selector("[data-test=result]", timeout=SETTLE_MS)
+    recorded = only_outcome(pipeline, tenant, activity_id, "shopper-1")
+    assert recorded["prize_id"] == result.get_attribute("data-prize-id")
+    assert recorded["request_id"] == result.get_attribute("data-request-id")
+    screenshots(settled(spin), "07a-shopper-spun")
     wait_for(
         lambda: (
             http.get(f"/v1/stats/activities/{activity_id}", headers=tenant.staff_headers)
