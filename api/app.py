@@ -30,6 +30,8 @@ from api import (
     routes_partners,
     routes_points,
     routes_records,
+    routes_share_stats,
+    routes_shares,
     routes_stats,
     routes_templates,
     routes_wallet,
@@ -141,6 +143,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes_points.router)
     app.include_router(routes_records.router)
     app.include_router(routes_keys.router)
+    app.include_router(routes_shares.router)
+    app.include_router(routes_share_stats.router)
     web.mount(app)
     return app
 

@@ -43,6 +43,10 @@ POINTS_OUTCOMES = Topic(
     "carnival.points.outcomes", 6, "account shard (domain.points.account_shard)"
 )
 
+# Share events: landing-page opens (clicks) and referral conversions, keyed by
+# activity id. Produced by the api (they decide nothing: no owner counts them).
+SHARES = Topic("carnival.shares", 3, "activity id")
+
 # Dead letters: what the streams worker could not decode, as received, with the
 # reason and the topic it came from (one record each; a JSON object, not an array).
 DEAD_LETTERS = Topic("carnival.deadletters", 1, "the topic the rejected message came from")
@@ -55,6 +59,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     COUPON_CHANGES,
     WRITEOFFS,
     POINTS_OUTCOMES,
+    SHARES,
     DEAD_LETTERS,
 )
 

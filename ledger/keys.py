@@ -42,6 +42,11 @@ class TenantKeys:
         return f"{self.tag}:points"
 
     @property
+    def referral_rule(self) -> str:
+        """String: the tenant's referral reward rule (domain.shares.ReferralRule JSON)."""
+        return f"{self.tag}:referral-rule"
+
+    @property
     def points_accounts(self) -> str:
         """Hash: user id -> account JSON (domain.points.Account: lots, streak)."""
         return f"{self.tag}:points:accounts"
@@ -186,6 +191,11 @@ class ActivityKeys:
         """Hash: user id -> draws in total."""
         return f"{self.base}:users"
 
+    @property
+    def referrals(self) -> str:
+        """Hash: friend id -> the share code that referred them (the first one wins)."""
+        return f"{self.base}:referrals"
+
     def day(self, yyyymmdd: int) -> str:
         """Hash: user id -> draws on that local day (expires after two days)."""
         return f"{self.base}:day:{yyyymmdd}"
@@ -307,6 +317,12 @@ PARTNER_TENANTS = f"{PREFIX}:partner-tenants"
 
 def api_key_key(key_hash: str) -> str:
     return f"{PREFIX}:apikey:{key_hash}"
+
+
+def share_link_key(code: str) -> str:
+    """String: what a share code names (JSON: tenant, activity, advocate, channel).
+    Not under a tenant's tag: the landing page knows only the code."""
+    return f"{PREFIX}:share:{code}"
 
 
 DISPATCHER_HEARTBEAT = f"{PREFIX}:heartbeat:dispatcher"

@@ -26,6 +26,7 @@ from domain.topics import (
     DEAD_LETTERS,
     DRAW_OUTCOMES,
     POINTS_OUTCOMES,
+    SHARES,
     WRITEOFFS,
     Topic,
 )
@@ -37,6 +38,7 @@ from streams.decode import (
     decode_claim,
     decode_outcome,
     decode_points,
+    decode_share,
     decode_writeoff,
 )
 from streams.engine import run_ch
@@ -58,6 +60,7 @@ STREAMS: tuple[tuple[Topic, Callable[[Any], Any], Callable[[Client, Sequence[Any
     (COUPON_CHANGES, decode_change, clickhouse.insert_changes),
     (WRITEOFFS, decode_writeoff, clickhouse.insert_writeoffs),
     (POINTS_OUTCOMES, decode_points, clickhouse.insert_points),
+    (SHARES, decode_share, clickhouse.insert_shares),
 )
 
 

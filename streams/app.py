@@ -14,7 +14,7 @@ import logging
 import faust
 
 from runtime.settings import Settings, get_settings
-from streams import agents, record_views, report_views, views
+from streams import agents, record_views, report_views, share_views, views
 from streams.engine import get_client
 
 log = logging.getLogger("carnival.streams")
@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
     views.register(app)
     report_views.register(app)
     record_views.register(app)
+    share_views.register(app)
 
     @app.task
     async def open_clickhouse_at_startup() -> None:

@@ -22,6 +22,7 @@ from domain.claims import ClaimOutcome
 from domain.coupon_changes import CouponChange
 from domain.events import DrawOutcome
 from domain.points import PointsOutcome
+from domain.shares import ShareEvent
 from domain.writeoffs import Writeoff
 from streams import movements
 
@@ -32,6 +33,7 @@ CLAIM_OUTCOMES_TABLE = "claim_outcomes"
 COUPON_CHANGES_TABLE = "coupon_changes"
 WRITEOFFS_TABLE = "writeoffs"
 POINTS_TABLE = "points_movements"
+SHARE_EVENTS_TABLE = "share_events"
 # Points a draw or a claim moved are rows of points_movements, not columns here:
 # the movements table is the one place points are summed.
 _POINTS_FIELDS = frozenset(("points_spent", "points_earned"))
@@ -44,6 +46,7 @@ CLAIM_COLUMNS: tuple[str, ...] = tuple(
 )
 CHANGE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(CouponChange))
 WRITEOFF_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Writeoff))
+SHARE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ShareEvent))
 
 
 def connect(dsn: str) -> Client:
@@ -109,6 +112,10 @@ def insert_points(client: Client, outcomes: Sequence[PointsOutcome]) -> int:
     rejected one writes no row)."""
     insert_movements(client, movements.flatten(outcomes))
     return len(outcomes)
+
+
+def insert_shares(client: Client, events: Sequence[ShareEvent]) -> int:
+    return _insert(client, SHARE_EVENTS_TABLE, SHARE_COLUMNS, events)
 
 
 def insert_movements(client: Client, rows: Sequence[movements.Movement]) -> int:

@@ -23,6 +23,7 @@ from domain.claims import ClaimOutcome, ClaimStatus
 from domain.coupon_changes import CHANGE_OPS, ChangeStatus, CouponChange
 from domain.events import DrawOutcome, Event, OutcomeStatus, SchemaError
 from domain.points import MAX_AMOUNT, EntryKind, PointsOutcome
+from domain.shares import CHANNELS, SHARE_EVENT_KINDS, ShareEvent
 from domain.writeoffs import WRITEOFF_OPS, Writeoff, WriteoffStatus
 
 log = logging.getLogger("carnival.streams")
@@ -52,12 +53,7 @@ _MAX_MS = 10_413_791_999_999
 
 def decode_outcome(body: Any) -> DrawOutcome:
     """Check one event of a record; raises SchemaError when it is not a valid outcome."""
-    if not isinstance(body, dict):
-        raise SchemaError(f"an event is an object, not {type(body).__name__}")
-    o = DrawOutcome.from_dict(body)
-    for name in _STR_FIELDS:
-        if not isinstance(getattr(o, name), str):
-            raise SchemaError(f"{name} is not a string")
+    o = _typed(body, DrawOutcome, _STR_FIELDS)
     if not o.event_id or not o.tenant_id or not o.activity_id:
         raise SchemaError("event_id, tenant_id and activity_id are required")
     if o.status not in _STATUSES:
@@ -71,12 +67,7 @@ def decode_outcome(body: Any) -> DrawOutcome:
 
 def decode_claim(body: Any) -> ClaimOutcome:
     """Check one claim outcome; raises SchemaError when it is not a valid one."""
-    if not isinstance(body, dict):
-        raise SchemaError(f"an event is an object, not {type(body).__name__}")
-    o = ClaimOutcome.from_dict(body)
-    for name in _CLAIM_STR_FIELDS:
-        if not isinstance(getattr(o, name), str):
-            raise SchemaError(f"{name} is not a string")
+    o = _typed(body, ClaimOutcome, _CLAIM_STR_FIELDS)
     if not o.event_id or not o.tenant_id or not o.template_id:
         raise SchemaError("event_id, tenant_id and template_id are required")
     if o.status not in _CLAIM_STATUSES:
@@ -92,12 +83,7 @@ def decode_claim(body: Any) -> ClaimOutcome:
 
 def decode_change(body: Any) -> CouponChange:
     """Check one coupon change; raises SchemaError when it is not a valid one."""
-    if not isinstance(body, dict):
-        raise SchemaError(f"an event is an object, not {type(body).__name__}")
-    o = CouponChange.from_dict(body)
-    for name in _CHANGE_STR_FIELDS:
-        if not isinstance(getattr(o, name), str):
-            raise SchemaError(f"{name} is not a string")
+    o = _typed(body, CouponChange, _CHANGE_STR_FIELDS)
     if not o.event_id or not o.tenant_id or not o.template_id:
         raise SchemaError("event_id, tenant_id and template_id are required")
     if o.status not in _CHANGE_STATUSES or o.op not in CHANGE_OPS:
@@ -108,12 +94,7 @@ def decode_change(body: Any) -> CouponChange:
 
 def decode_writeoff(body: Any) -> Writeoff:
     """Check one write-off; raises SchemaError when it is not a valid one."""
-    if not isinstance(body, dict):
-        raise SchemaError(f"an event is an object, not {type(body).__name__}")
-    o = Writeoff.from_dict(body)
-    for name in _WRITEOFF_STR_FIELDS:
-        if not isinstance(getattr(o, name), str):
-            raise SchemaError(f"{name} is not a string")
+    o = _typed(body, Writeoff, _WRITEOFF_STR_FIELDS)
     if not o.event_id or not o.tenant_id or not o.template_id:
         raise SchemaError("event_id, tenant_id and template_id are required")
     if o.status not in _WRITEOFF_STATUSES or o.op not in WRITEOFF_OPS:
@@ -128,12 +109,7 @@ def decode_points(body: Any) -> PointsOutcome:
     """Check one points outcome and every movement it carries; raises SchemaError
     when it is not a valid one (one bad movement rejects its whole outcome, so an
     outcome's movements are stored all or none)."""
-    if not isinstance(body, dict):
-        raise SchemaError(f"an event is an object, not {type(body).__name__}")
-    o = PointsOutcome.from_dict(body)
-    for name in _POINTS_STR_FIELDS:
-        if not isinstance(getattr(o, name), str):
-            raise SchemaError(f"{name} is not a string")
+    o = _typed(body, PointsOutcome, _POINTS_STR_FIELDS)
     # The user is part of every movement's id.
     if not o.event_id or not o.tenant_id or not o.user_id:
         raise SchemaError("event_id, tenant_id and user_id are required")
@@ -169,6 +145,32 @@ def _check_entry(entry: Any) -> None:
 def _check_int(name: str, value: Any, low: int = -_INT64_BOUND, high: int = _INT64_BOUND) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise SchemaError(f"{name} is not an integer in {low}..{high}: {value!r}")
+
+
+_SHARE_STR_FIELDS = tuple(f.name for f in fields(ShareEvent) if f.type == "str")
+
+
+def decode_share(body: Any) -> ShareEvent:
+    """Check one share event (click or conversion); raises SchemaError when it is
+    not a valid one."""
+    o = _typed(body, ShareEvent, _SHARE_STR_FIELDS)
+    if not o.event_id or not o.tenant_id or not o.activity_id:
+        raise SchemaError("event_id, tenant_id and activity_id are required")
+    if o.kind not in SHARE_EVENT_KINDS or o.channel not in CHANNELS:
+        raise SchemaError(f"unknown kind or channel {o.kind!r} / {o.channel!r}")
+    _check_epoch_ms(o.occurred_at)
+    return o
+
+
+def _typed(body: Any, cls: type[E], str_fields: tuple[str, ...]) -> E:
+    """``body`` as a ``cls`` event whose ``str_fields`` are strings, or SchemaError."""
+    if not isinstance(body, dict):
+        raise SchemaError(f"an event is an object, not {type(body).__name__}")
+    o = cls.from_dict(body)
+    for name in str_fields:
+        if not isinstance(getattr(o, name), str):
+            raise SchemaError(f"{name} is not a string")
+    return o
 
 
 def _check_epoch_ms(ts: Any, name: str = "occurred_at") -> None:

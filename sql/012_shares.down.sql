@@ -1,0 +1,2 @@
+-- Reverses 012.
+DROP TABLE IF EXISTS share_events;
