@@ -66,3 +66,18 @@ export function shopperToken(tenantId) {
 export function forgetToken(tenantId) {
   storage()?.removeItem(storageKey(tenantId));
 }
+
+// The share code a friend arrived with (/s/<code> forwards to ?ref=<code>): kept
+// per activity in this tab, so it survives the merchant's app adding the token.
+const REF_PATTERN = /^[A-Za-z0-9]{1,64}$/;
+
+export function referralCode(activityId, search = window.location.search) {
+  const key = `carnival.ref.${activityId}`;
+  const fresh = new URLSearchParams(search).get("ref");
+  const store = storage();
+  if (fresh && REF_PATTERN.test(fresh)) {
+    store?.setItem(key, fresh);
+    return fresh;
+  }
+  return store?.getItem(key) || null;
+}
