@@ -174,9 +174,13 @@ CHROMIUM_ARGS = [
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One headless chromium for the session (make bootstrap installs it)."""
+    """A headless chromium for one test module (make bootstrap installs it).
+
+    Per module, not per session: Playwright's sync API keeps an event loop
+    running in this thread while it is started, and every later test that calls
+    asyncio.run (the storms, the topic readers) would fail on it."""
     from playwright.sync_api import sync_playwright
 
     assert CHROMIUM.exists(), "Debian's chromium is missing: run `make bootstrap`"
