@@ -314,17 +314,11 @@ WHERE tenant_id = {{tenant_id:String}} AND partner_id = {{partner_id:String}}
 """
 _PARTNER_MINUTE_NAMES = ("redeemed", "reversed", "rejected", "discount_cents", "order_cents")
 
-# The figures of _POINTS_FIGURES, from the rollup: signed as there.
+# _POINTS_FIGURES per minute, from the rollup.
 _POINTS_MINUTES_SQL = f"""
 SELECT
     toUnixTimestamp(minute) * 1000                   AS minute_ms,
-    {_summed(2, "kind = 'earn'")}                    AS earned,
-    -{_summed(2, "kind = 'spend'")}                  AS spent,
-    -{_summed(2, "kind = 'expire'")}                 AS expired,
-    -{_summed(2, "kind = 'reverse'")}                AS reversed,
-    {_summed(2, "kind = 'adjust'")}                  AS adjusted,
-    {_summed(2, "1")}                                AS net,
-    uniqExactMerge(events)                           AS movements,
+    {_POINTS_FIGURES},
     uniqExactMerge(users)                            AS accounts
 FROM points_minutes
 WHERE tenant_id = {{tenant_id:String}}

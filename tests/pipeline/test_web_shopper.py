@@ -9,36 +9,20 @@ test-artifacts/<test>/ and fails on any uncaught page error.
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Any
 
 import httpx
 
 from domain.activity import Envelopes, Limits, Prize
-from domain.coupons import CouponLimits, CouponTemplate, Validity
+from domain.coupons import CouponLimits
 from domain.events import now_ms
 from domain.tokens import sign_shopper_token
-from tests.pipeline.conftest import Pipeline, Tenant
+from tests.pipeline.conftest import Pipeline
 from tests.pipeline.pages import SETTLE_MS, only_outcome, settled
+from tests.pipeline.test_claims import install as template
 
 USER_LIMIT_EN = "You have used all your chances for this activity."
 USER_LIMIT_ZH = "您在本活动中的抽奖次数已用完。"
-
-
-def template(tenant: Tenant, **fields: Any) -> CouponTemplate:
-    body: dict[str, Any] = {
-        "id": f"ct{uuid.uuid4().hex[:8]}",
-        "tenant_id": tenant.tenant_id,
-        "name": "5 off",
-        "kind": "fixed",
-        "amount_cents": 500,
-        "validity": Validity(days_after_claim=30),
-        "status": "running",
-        **fields,
-    }
-    made = CouponTemplate(**body)
-    tenant.pipeline.ledger.install_template(made)
-    return made
 
 
 def test_wheel_spins_to_the_prize_the_api_recorded(

@@ -341,6 +341,20 @@ def test_rollups_are_aggregating_and_raw_events_expire(ch_client: Client) -> Non
         assert "TTL" not in engines[table], f"{table} keeps every entity's totals"
 
 
+def _in_own_process(script: str, tmp_path: Path) -> dict[str, Any]:
+    """Run ``script`` on a chdb directory of its own (one per process), from the
+    repo root, and return the JSON it prints."""
+    out = subprocess.run(
+        [sys.executable, "-c", script, f"chdb://{tmp_path / 'clickhouse'}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert out.returncode == 0, out.stderr
+    return orjson.loads(out.stdout)
+
+
 # In its own process, where TTL merges run (the session client stops them): the
 # same events, delivered twice, once yesterday and once 200 days ago. The raw
 # tables keep yesterday's only; the totals and the series keep both.
@@ -371,15 +385,7 @@ print(orjson.dumps(out).decode())
 
 
 def test_raw_events_expire_and_their_figures_stay(tmp_path: Path) -> None:
-    out = subprocess.run(
-        [sys.executable, "-c", _EXPIRY, f"chdb://{tmp_path / 'clickhouse'}"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=Path(__file__).resolve().parents[2],
-    )
-    assert out.returncode == 0, out.stderr
-    result: dict[str, Any] = orjson.loads(out.stdout)
+    result = _in_own_process(_EXPIRY, tmp_path)
     assert result["raw"].get("t-old", 0) == 0 and result["raw"]["t-now"] > 0
     now, old = result["totals"]
     assert now["draws"] > 0 and now["participants"] > 0
@@ -425,15 +431,7 @@ print(orjson.dumps(out).decode())
 
 
 def test_down_to_008_and_up_again(tmp_path: Path) -> None:
-    out = subprocess.run(
-        [sys.executable, "-c", _DOWN_AND_UP, f"chdb://{tmp_path / 'clickhouse'}"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=Path(__file__).resolve().parents[2],
-    )
-    assert out.returncode == 0, out.stderr
-    result: dict[str, Any] = orjson.loads(out.stdout)
+    result = _in_own_process(_DOWN_AND_UP, tmp_path)
     later = [m.file for m in load() if m.version > 8]
     assert later[0] == "009_minute_rollups.sql"
     assert result["up"] == [f"up {name}" for name in later]
