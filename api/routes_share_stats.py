@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from api.deps import Res
-from api.routes_stats import _activity, _stats, entity_id
+from api.routes_stats import ask_streams, entity_id, visible_activity
 from api.visibility import Seen
 
 router = APIRouter(prefix="/v1/stats", tags=["stats"])
@@ -18,5 +18,5 @@ router = APIRouter(prefix="/v1/stats", tags=["stats"])
 async def share_stats(res: Res, seen: Seen, activity_id: str = entity_id()) -> Any:
     """``clicks`` (landing-page opens) and ``conversions`` (referred friends who
     drew), in all and per ``channels`` (x, facebook, tiktok, copy)."""
-    await _activity(res, seen, activity_id)
-    return await _stats(res, f"/internal/stats/activities/{activity_id}/shares", seen)
+    await visible_activity(res, seen, activity_id)
+    return await ask_streams(res, f"/internal/stats/activities/{activity_id}/shares", seen)

@@ -115,7 +115,8 @@ def _series_params(step: str, since: int | None, until: int | None) -> list[tupl
 # -- the hop to the streams worker ------------------------------------------------
 
 
-async def _stats(res: Res, path: str, seen: Visibility, extra: Params = ()) -> Any:
+async def ask_streams(res: Res, path: str, seen: Visibility, extra: Params = ()) -> Any:
+    """The streams worker's answer for the key's scope, or a 503 when it is unreachable."""
     try:
         reply = await res.streams.get(path, params=[*seen.params(), *extra])
         reply.raise_for_status()
@@ -126,21 +127,21 @@ async def _stats(res: Res, path: str, seen: Visibility, extra: Params = ()) -> A
     return reply.json()
 
 
-async def _activity(res: Res, seen: Seen, activity_id: str) -> Activity:
+async def visible_activity(res: Res, seen: Seen, activity_id: str) -> Activity:
     activity = await res.store.activity(seen.tenant_id, activity_id)
     if activity is None or not seen.sees_activity(activity_id):
         raise activity_not_found(activity_id)
     return activity
 
 
-async def _template(res: Res, seen: Seen, template_id: str) -> CouponTemplate:
+async def visible_template(res: Res, seen: Seen, template_id: str) -> CouponTemplate:
     template = await TemplateStore(res.store.redis).template(seen.tenant_id, template_id)
     if template is None or not seen.sees_template(template_id):
         raise template_not_found(template_id)
     return template
 
 
-async def _partner(res: Res, seen: Seen, partner_id: str) -> Partner:
+async def visible_partner(res: Res, seen: Seen, partner_id: str) -> Partner:
     partner = await PartnerStore(res.store.redis).partner(seen.tenant_id, partner_id)
     if partner is None:
         raise ApiError(404, "partner_not_found", f"no partner '{partner_id}' in your tenant")
@@ -149,9 +150,9 @@ async def _partner(res: Res, seen: Seen, partner_id: str) -> Partner:
 
 # The entity of a path, or its 404 (also for one the key does not see).
 _VISIBLE: Final[dict[str, Callable[[Res, Visibility, str], Awaitable[Any]]]] = {
-    "activities": _activity,
-    "templates": _template,
-    "partners": _partner,
+    "activities": visible_activity,
+    "templates": visible_template,
+    "partners": visible_partner,
 }
 
 
@@ -163,7 +164,7 @@ async def overview(res: Res, seen: Seen, since: Since = None, until: Until = Non
     """What the key sees in [since, until): see streams.report.overview for each figure.
     ``roi`` is order GMV per cent of discount (null without a discount);
     ``points_liability`` is the tenant's, now (null for an institution's key)."""
-    return await _stats(res, "/internal/stats/overview", seen, window(since, until, now_ms()))
+    return await ask_streams(res, "/internal/stats/overview", seen, window(since, until, now_ms()))
 
 
 @router.get("/activities/{activity_id}", summary="Live figures of one activity")
@@ -171,8 +172,8 @@ async def activity_stats(res: Res, seen: Seen, activity_id: str = entity_id()) -
     """The activity's figures, and ``prize_stock``: each configured prize's wins
     (ClickHouse) against its configured ``stock`` (null: unlimited), what the
     ledger has ``left`` of it now and so has ``awarded``."""
-    activity = await _activity(res, seen, activity_id)
-    body = await _stats(res, f"/internal/stats/activities/{activity_id}", seen)
+    activity = await visible_activity(res, seen, activity_id)
+    body = await ask_streams(res, f"/internal/stats/activities/{activity_id}", seen)
     left = await res.store.stock_left(seen.tenant_id, activity_id)
     wins = {p["prize_id"]: p["wins"] for p in body.get("prizes", [])}
     body["prize_stock"] = []
@@ -199,15 +200,15 @@ async def activity_funnel(
 ) -> Any:
     """participants -> draws -> wins -> coupons won -> coupons redeemed (of the
     coupons won in the window, those redeemed at any time)."""
-    await _activity(res, seen, activity_id)
+    await visible_activity(res, seen, activity_id)
     path = f"/internal/stats/activities/{activity_id}/funnel"
-    return await _stats(res, path, seen, window(since, until, now_ms()))
+    return await ask_streams(res, path, seen, window(since, until, now_ms()))
 
 
 @router.get("/templates/{template_id}", summary="Live claim figures of one coupon template")
 async def template_stats(res: Res, seen: Seen, template_id: str = entity_id()) -> Any:
-    await _template(res, seen, template_id)
-    return await _stats(res, f"/internal/stats/templates/{template_id}", seen)
+    await visible_template(res, seen, template_id)
+    return await ask_streams(res, f"/internal/stats/templates/{template_id}", seen)
 
 
 @router.get(
@@ -216,7 +217,7 @@ async def template_stats(res: Res, seen: Seen, template_id: str = entity_id()) -
 )
 async def points_stats(res: Res, seen: Seen) -> Any:
     tenant_wide(seen, "points figures")
-    return await _stats(res, "/internal/stats/points", seen)
+    return await ask_streams(res, "/internal/stats/points", seen)
 
 
 # -- series -------------------------------------------------------------------------
@@ -247,7 +248,7 @@ async def channel_series(
         *(("channel_template", t) for t in templates),
         *_series_params(step, since, until),
     ]
-    body = await _stats(res, f"/internal/stats/channels/{channel_id}/series", seen, extra)
+    body = await ask_streams(res, f"/internal/stats/channels/{channel_id}/series", seen, extra)
     return {"channel_id": channel_id, "partner_id": channel.partner_id, "templates": templates,
             "series": body}  # fmt: skip
 
@@ -273,10 +274,21 @@ async def entity_series(
     institution's key sees a partner's write-offs of its own templates only."""
     await _VISIBLE[kind](res, seen, entity)
     path = f"/internal/stats/{kind}/{entity}/series"
-    return await _stats(res, path, seen, _series_params(step, since, until))
+    return await ask_streams(res, path, seen, _series_params(step, since, until))
 
 
 # -- budget burn --------------------------------------------------------------------
+
+
+async def _burn_days(
+    res: Res, seen: Visibility, entity: str, since: int | None, until: int | None
+) -> list[dict[str, Any]]:
+    """An entity's settled burn per UTC day over the asked window, from the streams worker."""
+    start, end = series_window("day", since, until, now_ms())
+    path = f"/internal/stats/{entity}/burn"
+    window_ = [("since", start), ("until", end)]
+    days: list[dict[str, Any]] = await ask_streams(res, path, seen, window_)
+    return days
 
 
 def _against(days: list[dict[str, Any]], unit: str, limit: int | None, daily: int | None) -> None:
@@ -300,10 +312,8 @@ async def template_burn(
     """Discount cents settled per UTC day and cumulated from the first write-off,
     against the template's budget_cents and budget_per_day_cents. Settled
     write-offs only: the live burn (/v1/budgets) also counts held locks."""
-    template = await _template(res, seen, template_id)
-    start, end = series_window("day", since, until, now_ms())
-    path = f"/internal/stats/templates/{template_id}/burn"
-    days = await _stats(res, path, seen, [("since", start), ("until", end)])
+    template = await visible_template(res, seen, template_id)
+    days = await _burn_days(res, seen, f"templates/{template_id}", since, until)
     limits = template.limits
     _against(days, "cents", limits.budget_cents, limits.budget_per_day_cents)
     return {
@@ -322,10 +332,8 @@ async def partner_burn(
     cumulated, against the partner's budgets. A partner's budgets span every
     template of the tenant: a tenant-wide key's figures."""
     tenant_wide(seen, "a partner's budgets")
-    partner = await _partner(res, seen, partner_id)
-    start, end = series_window("day", since, until, now_ms())
-    path = f"/internal/stats/partners/{partner_id}/burn"
-    days = await _stats(res, path, seen, [("since", start), ("until", end)])
+    partner = await visible_partner(res, seen, partner_id)
+    days = await _burn_days(res, seen, f"partners/{partner_id}", since, until)
     _against(days, "cents", partner.budget_cents, partner.budget_per_day_cents)
     _against(days, "redemptions", partner.budget_redemptions, partner.budget_per_day_redemptions)
     return {

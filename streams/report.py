@@ -31,7 +31,6 @@ from clickhouse_connect.driver.client import Client
 
 from domain.series import STEP_MS
 from domain.visibility import Visibility
-from domain.writeoffs import SETTLED
 from streams import scoping, stats
 
 # The start of a rollup minute's step; rollup minutes are DateTime('UTC').
@@ -47,18 +46,11 @@ _RAW_BUCKET: Final[dict[str, str]] = {
     "day": "toStartOfDay(occurred_at)",
 }
 
-_SETTLED_IN = "status IN ({})".format(", ".join(f"'{s}'" for s in sorted(SETTLED)))
 _REVERSED_IN = "status IN ('reversed', 'partially_reversed')"
 _ROLLUP_RANGE = """
   AND minute >= toDateTime(intDiv({since_ms:Int64}, 1000), 'UTC')
   AND minute < toDateTime(intDiv({until_ms:Int64}, 1000), 'UTC')
 """
-
-
-def _sum_of(column: int, condition: str) -> str:
-    """The sum of the ``column``-th value of a rollup's ``amounts`` maxMap states
-    over the rows matching ``condition``: each event id's value once."""
-    return f"arraySum(tupleElement(maxMapMergeIf(amounts, {condition}), {column}))"
 
 
 def _window(since_ms: int | None, until_ms: int | None, params: dict[str, Any]) -> str:
@@ -107,7 +99,7 @@ _WRITEOFF_EVENTS = """
     WHERE {where}
     GROUP BY event_id
 """
-_W_SETTLED = _SETTLED_IN.replace("status", "w_status")
+_W_SETTLED = stats.SETTLED_IN.replace("status", "w_status")
 _MONEY = f"""
     uniqExactIf(event_id, w_status = 'redeemed')                            AS redemptions,
     uniqExactIf(w_coupon, w_status = 'redeemed')                            AS coupons_redeemed,
@@ -289,7 +281,7 @@ _ACTIVITY_FIGURES = f"""
     uniqExactMergeIf(events, status = 'won')         AS wins,
     uniqExactMergeIf(events, status = 'rejected')    AS rejected,
     uniqExactMergeIf(users, status != 'rejected')    AS participants,
-    {_sum_of(2, "status = 'won'")}                   AS amount_won
+    {stats.summed(2, "status = 'won'")}                   AS amount_won
 """
 _ACTIVITY_NAMES = ("draws", "wins", "rejected", "participants", "amount_won")
 
@@ -306,8 +298,8 @@ _WRITEOFF_FIGURES = f"""
     uniqExactMergeIf(events, status = 'redeemed')    AS redeemed,
     uniqExactMergeIf(events, {_REVERSED_IN})         AS reversed,
     uniqExactMergeIf(events, status = 'rejected')    AS writeoffs_rejected,
-    {_sum_of(2, _SETTLED_IN)}                        AS discount_cents,
-    {_sum_of(3, _SETTLED_IN)}                        AS order_cents
+    {stats.summed(2, stats.SETTLED_IN)}                        AS discount_cents,
+    {stats.summed(3, stats.SETTLED_IN)}                        AS order_cents
 """
 _WRITEOFF_NAMES = ("redeemed", "reversed", "writeoffs_rejected", "discount_cents", "order_cents")
 
@@ -517,7 +509,7 @@ def channel_series(
 # -- budget burn ----------------------------------------------------------------
 
 _BURN_FIGURES = f"""
-    {_sum_of(2, _SETTLED_IN)}                        AS discount_cents,
+    {stats.summed(2, stats.SETTLED_IN)}                        AS discount_cents,
     uniqExactMergeIf(events, status = 'redeemed')    AS redeemed,
     uniqExactMergeIf(events, status = 'reversed')    AS reversed
 """

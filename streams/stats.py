@@ -21,7 +21,7 @@ from clickhouse_connect.driver.client import Client
 from domain.writeoffs import SETTLED
 
 
-def _summed(value: int, condition: str) -> str:
+def summed(value: int, condition: str) -> str:
     """The sum of the ``value``-th column of the ``amounts`` maxMap states of the
     rows matching ``condition``: each event id's value once."""
     return f"arraySum(tupleElement(maxMapMergeIf(amounts, {condition}), {value}))"
@@ -36,7 +36,7 @@ SELECT
     uniqExactMergeIf(events, status = 'won')        AS won,
     uniqExactMergeIf(events, status = 'lost')       AS lost,
     uniqExactMergeIf(events, status = 'rejected')   AS rejected,
-    {_summed(2, "status = 'won'")}                  AS amount_won,
+    {summed(2, "status = 'won'")}                  AS amount_won,
     max(last_at)                                    AS last_event_at
 FROM draw_totals
 {_ACTIVITY}
@@ -125,11 +125,12 @@ FROM change_totals
 
 # Locks only reserve and releases undo them: money moves with the settled statuses.
 _SETTLED = ", ".join(f"'{s}'" for s in sorted(SETTLED))
+SETTLED_IN = f"status IN ({_SETTLED})"  # the write-offs that moved money
 _WRITEOFFS_SQL = f"""
 SELECT
     uniqExactMergeIf(events, status = 'redeemed')   AS redeemed,
-    {_summed(2, f"status IN ({_SETTLED})")}         AS discount_cents,
-    {_summed(3, f"status IN ({_SETTLED})")}         AS order_cents
+    {summed(2, SETTLED_IN)}         AS discount_cents,
+    {summed(3, SETTLED_IN)}         AS order_cents
 FROM writeoff_totals
 {_TEMPLATE}
 """
@@ -186,12 +187,12 @@ def tenant_event_count(client: Client, tenant_id: str) -> int:
 # positive numbers. Days are UTC days (from the minute rollup), reasons and the
 # totals from points_totals.
 _POINTS_FIGURES = f"""
-    {_summed(2, "kind = 'earn'")}       AS earned,
-    -{_summed(2, "kind = 'spend'")}     AS spent,
-    -{_summed(2, "kind = 'expire'")}    AS expired,
-    -{_summed(2, "kind = 'reverse'")}   AS reversed,
-    {_summed(2, "kind = 'adjust'")}     AS adjusted,
-    {_summed(2, "1")}                   AS net,
+    {summed(2, "kind = 'earn'")}       AS earned,
+    -{summed(2, "kind = 'spend'")}     AS spent,
+    -{summed(2, "kind = 'expire'")}    AS expired,
+    -{summed(2, "kind = 'reverse'")}   AS reversed,
+    {summed(2, "kind = 'adjust'")}     AS adjusted,
+    {summed(2, "1")}                   AS net,
     uniqExactMerge(events)              AS movements
 """
 _POINTS_NAMES = ("earned", "spent", "expired", "reversed", "adjusted", "net", "movements")
@@ -258,7 +259,8 @@ def points_stats(client: Client, tenant_id: str) -> dict[str, Any]:
     }
 
 
-# Minute series over the rollups of sql/009_minute_rollups.sql. A rollup state is
+# The points minute series, over the rollup of sql/009_minute_rollups.sql (the
+# other entities' series are streams/report.py's, at any step). A rollup state is
 # a set keyed by event id (uniqExact for counts, a maxMap of event id -> value for
 # sums), so merging a minute's rows counts an event delivered twice once: a series
 # equals what the raw tables give deduplicated, and outlives them (raw events
@@ -271,48 +273,6 @@ _MINUTE_RANGE = """
 GROUP BY minute ORDER BY minute
 """
 
-
-_ACTIVITY_MINUTES_SQL = f"""
-SELECT
-    toUnixTimestamp(minute) * 1000                   AS minute_ms,
-    uniqExactMergeIf(events, status != 'rejected')   AS draws,
-    uniqExactMergeIf(events, status = 'won')         AS wins,
-    uniqExactMergeIf(events, status = 'rejected')    AS rejected,
-    uniqExactMergeIf(users, status != 'rejected')    AS participants,
-    {_summed(2, "status = 'won'")}                   AS amount_won
-FROM draw_minutes
-WHERE tenant_id = {{tenant_id:String}} AND activity_id = {{activity_id:String}}
-{_MINUTE_RANGE}
-"""
-_ACTIVITY_MINUTE_NAMES = ("draws", "wins", "rejected", "participants", "amount_won")
-
-_TEMPLATE_MINUTES_SQL = f"""
-SELECT
-    toUnixTimestamp(minute) * 1000                   AS minute_ms,
-    uniqExactMerge(events)                           AS claims,
-    uniqExactMergeIf(events, status = 'issued')      AS issued,
-    uniqExactMergeIf(events, status = 'rejected')    AS rejected,
-    uniqExactMergeIf(users, status = 'issued')       AS holders
-FROM claim_minutes
-WHERE tenant_id = {{tenant_id:String}} AND template_id = {{template_id:String}}
-{_MINUTE_RANGE}
-"""
-_TEMPLATE_MINUTE_NAMES = ("claims", "issued", "rejected", "holders")
-
-# Money moves with the settled statuses only, as in template_stats.
-_PARTNER_MINUTES_SQL = f"""
-SELECT
-    toUnixTimestamp(minute) * 1000                   AS minute_ms,
-    uniqExactMergeIf(events, status = 'redeemed')    AS redeemed,
-    uniqExactMergeIf(events, status IN ('reversed', 'partially_reversed')) AS reversed,
-    uniqExactMergeIf(events, status = 'rejected')    AS rejected,
-    {_summed(2, f"status IN ({_SETTLED})")}          AS discount_cents,
-    {_summed(3, f"status IN ({_SETTLED})")}          AS order_cents
-FROM writeoff_minutes
-WHERE tenant_id = {{tenant_id:String}} AND partner_id = {{partner_id:String}}
-{_MINUTE_RANGE}
-"""
-_PARTNER_MINUTE_NAMES = ("redeemed", "reversed", "rejected", "discount_cents", "order_cents")
 
 # _POINTS_FIGURES per minute, from the rollup.
 _POINTS_MINUTES_SQL = f"""
@@ -335,52 +295,6 @@ def _minutes(
         {"minute": int(minute), **{n: int(v or 0) for n, v in zip(names, rest, strict=True)}}
         for minute, *rest in rows
     ]
-
-
-def activity_minutes(
-    client: Client, tenant_id: str, activity_id: str, since_ms: int, until_ms: int
-) -> list[dict[str, int]]:
-    """One activity's draws per minute: ``minute`` (epoch ms), draws (outcomes not
-    rejected), wins, rejected, participants (distinct users who drew that minute)
-    and ``amount_won`` (red-envelope cents or points awarded)."""
-    params = {
-        "tenant_id": tenant_id,
-        "activity_id": activity_id,
-        "since_ms": since_ms,
-        "until_ms": until_ms,
-    }
-    return _minutes(client, _ACTIVITY_MINUTES_SQL, _ACTIVITY_MINUTE_NAMES, params)
-
-
-def template_minutes(
-    client: Client, tenant_id: str, template_id: str, since_ms: int, until_ms: int
-) -> list[dict[str, int]]:
-    """One coupon template's claims per minute: ``minute`` (epoch ms), claims
-    decided, coupons issued (by claims, grants and codes), claims rejected and
-    holders (distinct users issued a coupon that minute)."""
-    params = {
-        "tenant_id": tenant_id,
-        "template_id": template_id,
-        "since_ms": since_ms,
-        "until_ms": until_ms,
-    }
-    return _minutes(client, _TEMPLATE_MINUTES_SQL, _TEMPLATE_MINUTE_NAMES, params)
-
-
-def partner_minutes(
-    client: Client, tenant_id: str, partner_id: str, since_ms: int, until_ms: int
-) -> list[dict[str, int]]:
-    """One partner's write-offs per minute, all templates: ``minute`` (epoch ms),
-    redemptions, reversals (full or partial), rejected write-offs, and the
-    discount and order cents the settled ones moved (a reversal's are negative,
-    so a minute's figures are net)."""
-    params = {
-        "tenant_id": tenant_id,
-        "partner_id": partner_id,
-        "since_ms": since_ms,
-        "until_ms": until_ms,
-    }
-    return _minutes(client, _PARTNER_MINUTES_SQL, _PARTNER_MINUTE_NAMES, params)
 
 
 def points_minutes(
@@ -408,8 +322,8 @@ FROM (
         uniqExactMergeIf(events, status = 'redeemed')                       AS redeemed,
         uniqExactMergeIf(events, status IN ('reversed', 'partially_reversed')) AS reversed,
         uniqExactMergeIf(events, status = 'rejected')                       AS rejected,
-        {_summed(2, f"status IN ({_SETTLED})")}                             AS discount_cents,
-        {_summed(3, f"status IN ({_SETTLED})")}                             AS order_cents,
+        {summed(2, SETTLED_IN)}                             AS discount_cents,
+        {summed(3, SETTLED_IN)}                             AS order_cents,
         max(last_at)                                                        AS last_at
     FROM writeoff_totals
     WHERE tenant_id = {{tenant_id:String}} AND partner_id = {{partner_id:String}}

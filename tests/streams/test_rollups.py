@@ -24,8 +24,9 @@ from clickhouse_connect.driver.client import Client
 from domain.claims import ClaimOutcome, ClaimStatus
 from domain.events import DrawOutcome, OutcomeStatus
 from domain.points import PointsOutcome
+from domain.visibility import Visibility
 from domain.writeoffs import Writeoff, WriteoffOp, WriteoffStatus
-from streams import clickhouse, stats
+from streams import clickhouse, report, stats
 from streams.migrations import load
 
 MINUTE_MS = 60_000
@@ -239,13 +240,48 @@ def raw(client: Client, sql: str, tenant: str, entity: str = "") -> list[list[in
     return [[int(v) for v in row] for row in client.query(sql, parameters=params).result_rows]
 
 
+def busy_raw(client: Client, sql: str, tenant: str, entity: str = "") -> list[list[int]]:
+    """The raw minutes with any figure (a zero-filled series cannot show the others)."""
+    return [row for row in raw(client, sql, tenant, entity) if any(row[1:])]
+
+
 def rows(series: list[dict[str, int]]) -> list[list[int]]:
     return [list(minute.values()) for minute in series]
 
 
+def _busy(series: list[dict[str, int]], names: Sequence[str]) -> list[dict[str, int]]:
+    """The minutes of a zero-filled series with any of ``names``, as rows of the
+    raw tables' shape: ``minute`` first, then ``names`` in order."""
+    return [
+        {"minute": p["at"], **{n: p[n] for n in names}} for p in series if any(p[n] for n in names)
+    ]
+
+
+def activity_minutes(
+    client: Client, tenant: str, activity_id: str, since: int, until: int
+) -> list[dict[str, int]]:
+    series = report.activity_series(client, Visibility(tenant), activity_id, "minute", since, until)
+    return _busy(series, ("draws", "wins", "rejected", "participants", "amount_won"))
+
+
+def template_minutes(
+    client: Client, tenant: str, template_id: str, since: int, until: int
+) -> list[dict[str, int]]:
+    series = report.template_series(client, Visibility(tenant), template_id, "minute", since, until)
+    return _busy(series, ("claims", "issued", "rejected", "holders"))
+
+
+def partner_minutes(
+    client: Client, tenant: str, partner_id: str, since: int, until: int
+) -> list[dict[str, int]]:
+    series = report.partner_series(client, Visibility(tenant), partner_id, "minute", since, until)
+    names = ("redeemed", "reversed", "writeoffs_rejected", "discount_cents", "order_cents")
+    return _busy(series, names)
+
+
 def test_activity_minutes_count_each_draw_once(ch_client: Client, tenant: str) -> None:
     deliver(ch_client, tenant)
-    series = stats.activity_minutes(ch_client, tenant, "act-1", SINCE, UNTIL)
+    series = activity_minutes(ch_client, tenant, "act-1", SINCE, UNTIL)
     assert series == [
         {"minute": T0, "draws": 3, "wins": 2, "rejected": 1, "participants": 2, "amount_won": 800},
         {"minute": T0 + MINUTE_MS, "draws": 2, "wins": 1, "rejected": 0, "participants": 2,
@@ -254,7 +290,7 @@ def test_activity_minutes_count_each_draw_once(ch_client: Client, tenant: str) -
          "amount_won": 100},
     ]  # fmt: skip
     assert rows(series) == raw(ch_client, RAW_ACTIVITY, tenant, "act-1")
-    assert rows(stats.activity_minutes(ch_client, tenant, "act-2", SINCE, UNTIL)) == raw(
+    assert rows(activity_minutes(ch_client, tenant, "act-2", SINCE, UNTIL)) == raw(
         ch_client, RAW_ACTIVITY, tenant, "act-2"
     )
     totals = stats.activity_stats(ch_client, tenant, "act-1")
@@ -264,7 +300,7 @@ def test_activity_minutes_count_each_draw_once(ch_client: Client, tenant: str) -
 
 def test_template_minutes_count_each_claim_once(ch_client: Client, tenant: str) -> None:
     deliver(ch_client, tenant)
-    series = stats.template_minutes(ch_client, tenant, "tpl-1", SINCE, UNTIL)
+    series = template_minutes(ch_client, tenant, "tpl-1", SINCE, UNTIL)
     assert series == [
         {"minute": T0, "claims": 3, "issued": 2, "rejected": 1, "holders": 2},
         {"minute": T0 + MINUTE_MS, "claims": 1, "issued": 1, "rejected": 0, "holders": 1},
@@ -279,19 +315,17 @@ def test_template_minutes_count_each_claim_once(ch_client: Client, tenant: str) 
 
 def test_partner_minutes_sum_each_writeoff_once(ch_client: Client, tenant: str) -> None:
     deliver(ch_client, tenant)
-    pa = stats.partner_minutes(ch_client, tenant, "pa", SINCE, UNTIL)
+    pa = partner_minutes(ch_client, tenant, "pa", SINCE, UNTIL)
     assert pa == [
-        {"minute": T0, "redeemed": 2, "reversed": 0, "rejected": 0, "discount_cents": 1_500,
-         "order_cents": 15_000},
-        {"minute": T0 + MINUTE_MS, "redeemed": 0, "reversed": 1, "rejected": 1,
+        {"minute": T0, "redeemed": 2, "reversed": 0, "writeoffs_rejected": 0,
+         "discount_cents": 1_500, "order_cents": 15_000},
+        {"minute": T0 + MINUTE_MS, "redeemed": 0, "reversed": 1, "writeoffs_rejected": 1,
          "discount_cents": -500, "order_cents": -5_000},
-        # a lock moves no money and is no redemption
-        {"minute": T0 + 3 * MINUTE_MS, "redeemed": 0, "reversed": 0, "rejected": 0,
-         "discount_cents": 0, "order_cents": 0},
     ]  # fmt: skip
-    pb = stats.partner_minutes(ch_client, tenant, "pb", SINCE, UNTIL)
-    assert rows(pa) == raw(ch_client, RAW_PARTNER, tenant, "pa")
-    assert rows(pb) == raw(ch_client, RAW_PARTNER, tenant, "pb")
+    # (minute 3 held only a lock: it moves no money and is no redemption)
+    pb = partner_minutes(ch_client, tenant, "pb", SINCE, UNTIL)
+    assert rows(pa) == busy_raw(ch_client, RAW_PARTNER, tenant, "pa")
+    assert rows(pb) == busy_raw(ch_client, RAW_PARTNER, tenant, "pb")
     template = stats.template_stats(ch_client, tenant, "tpl-1")
     assert sum(m["discount_cents"] for m in pa + pb) == template["discount_cents"] == 1_800
     assert sum(m["order_cents"] for m in pa + pb) == template["order_cents"]
@@ -312,12 +346,14 @@ def test_points_minutes_sum_each_movement_once(ch_client: Client, tenant: str) -
 def test_series_are_scoped_by_tenant_and_range(ch_client: Client, tenant: str) -> None:
     deliver(ch_client, tenant)
     other = f"{tenant}-other"
-    assert stats.activity_minutes(ch_client, other, "act-1", SINCE, UNTIL) == []
+    assert activity_minutes(ch_client, other, "act-1", SINCE, UNTIL) == []
     assert stats.points_minutes(ch_client, other, SINCE, UNTIL) == []
-    # [since, until): the minute starting at until is out, one starting after since too
-    inner = stats.template_minutes(ch_client, tenant, "tpl-1", T0 + 1, T0 + 3 * MINUTE_MS)
+    # [since, until): the minute starting at until is out
+    inner = template_minutes(ch_client, tenant, "tpl-1", T0 + MINUTE_MS, T0 + 3 * MINUTE_MS)
     assert [m["minute"] for m in inner] == [T0 + MINUTE_MS]
-    assert stats.partner_minutes(ch_client, tenant, "pa", UNTIL, UNTIL + DAY_MS) == []
+    with pytest.raises(ValueError, match="aligned"):
+        template_minutes(ch_client, tenant, "tpl-1", T0 + 1, T0 + 3 * MINUTE_MS)
+    assert partner_minutes(ch_client, tenant, "pa", UNTIL, UNTIL + DAY_MS) == []
 
 
 def _engine(client: Client) -> dict[str, str]:
@@ -361,7 +397,7 @@ def _in_own_process(script: str, tmp_path: Path) -> dict[str, Any]:
 _EXPIRY = """
 import sys, orjson
 from streams import clickhouse, migrations, stats
-from tests.streams.test_rollups import DAY_MS, SINCE, UNTIL, deliver
+from tests.streams.test_rollups import DAY_MS, SINCE, UNTIL, activity_minutes, deliver
 client = clickhouse.connect(sys.argv[1])
 migrations.migrate(client)
 deliver(client, "t-now")
@@ -375,8 +411,8 @@ out = {
     "raw": raw,
     "totals": [stats.activity_stats(client, t, "act-1") for t in ("t-now", "t-old")],
     "series": [
-        stats.activity_minutes(client, "t-now", "act-1", SINCE, UNTIL),
-        stats.activity_minutes(client, "t-old", "act-1", *old),
+        activity_minutes(client, "t-now", "act-1", SINCE, UNTIL),
+        activity_minutes(client, "t-old", "act-1", *old),
     ],
     "points": [stats.points_totals(client, t) for t in ("t-now", "t-old")],
 }
@@ -404,7 +440,7 @@ def test_raw_events_expire_and_their_figures_stay(tmp_path: Path) -> None:
 _DOWN_AND_UP = """
 import sys, orjson
 from streams import clickhouse, migrations, stats
-from tests.streams.test_rollups import SINCE, UNTIL, deliver
+from tests.streams.test_rollups import SINCE, UNTIL, activity_minutes, deliver
 client = clickhouse.connect(sys.argv[1])
 def state():
     engines = dict(client.query(
@@ -413,7 +449,7 @@ def state():
     series = None
     if "draw_minutes" in engines:
         series = [
-            stats.activity_minutes(client, "t-1", "act-1", SINCE, UNTIL),
+            activity_minutes(client, "t-1", "act-1", SINCE, UNTIL),
             stats.points_minutes(client, "t-1", SINCE, UNTIL),
         ]
     return {"engines": engines, "series": series}
