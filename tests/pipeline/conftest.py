@@ -29,6 +29,9 @@ from domain.topics import DRAW_OUTCOMES, Topic
 from ledger.admin import SyncLedger
 from runtime.settings import Settings
 
+# Load tests run at CI size; CARNIVAL_FULL_SIZE=1 runs each at its issue's size.
+FULL_SIZE = os.environ.get("CARNIVAL_FULL_SIZE") == "1"
+
 
 @dataclass
 class Pipeline:

@@ -10,7 +10,6 @@ the same at both sizes.
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import uuid
 from collections import Counter
@@ -24,6 +23,7 @@ from domain.coupons import CouponLimits, CouponTemplate, Validity
 from domain.events import now_ms, request_key
 from domain.topics import CLAIM_OUTCOMES
 from tests.pipeline.conftest import (
+    FULL_SIZE,
     Pipeline,
     Tenant,
     assert_error,
@@ -34,8 +34,7 @@ from tests.pipeline.conftest import (
 )
 from tests.pipeline.test_codes_api import _export, _generate
 
-FULL = os.environ.get("CARNIVAL_FULL_SIZE") == "1"
-RUSH_CLAIMS, RUSH_USERS, RUSH_STOCK = (50_000, 20_000, 1_000) if FULL else (8_000, 3_000, 200)
+RUSH_CLAIMS, RUSH_USERS, RUSH_STOCK = (50_000, 20_000, 1_000) if FULL_SIZE else (8_000, 3_000, 200)
 DAY_MS = 86_400_000
 
 

@@ -23,7 +23,6 @@ is clean once more.
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 import threading
@@ -54,15 +53,14 @@ from streams.clickhouse import (
     POINTS_TABLE,
     WRITEOFFS_TABLE,
 )
-from tests.pipeline.conftest import Pipeline, Tenant, run_reconcile, wait_for
+from tests.pipeline.conftest import FULL_SIZE, Pipeline, Tenant, run_reconcile, wait_for
 from tests.pipeline.test_claims import rush
 from tests.pipeline.test_points_accounts import ADMIN, _mixed_load, _rules
 from tests.pipeline.test_points_accounts import _template as _exchangeable
 from tests.pipeline.test_writeoffs import ORDER_ITEMS, Partners, _redemption, _settle, _template
 
-FULL = os.environ.get("CARNIVAL_FULL_SIZE") == "1"
-SHOPPERS = 3_000 if FULL else 300  # each: two draws, a sign-in, an order, an exchange
-CLAIMS = 3_000 if FULL else 300
+SHOPPERS = 3_000 if FULL_SIZE else 300  # each: two draws, a sign-in, an order, an exchange
+CLAIMS = 3_000 if FULL_SIZE else 300
 # Every topic an outcome event travels on, with the table its events land in.
 STREAMS: tuple[tuple[Topic, str], ...] = (
     (DRAW_OUTCOMES, DRAW_OUTCOMES_TABLE),

@@ -25,14 +25,20 @@ from domain.events import request_key
 from domain.points import ExpiryPolicy, PointsRules, account_shard
 from domain.road import POINTS, RequestRecord
 from domain.topics import REQUESTS
-from tests.pipeline.conftest import Pipeline, Tenant, assert_error, assert_reconciled, wait_for
+from tests.pipeline.conftest import (
+    FULL_SIZE,
+    Pipeline,
+    Tenant,
+    assert_error,
+    assert_reconciled,
+    wait_for,
+)
 from tests.pipeline.test_activity_admin import _wheel_body
 from tests.pipeline.test_lottery_invariants import _actor_pid
 
 ADMIN = "/v1/admin"
 ORDERS, GRANTS = f"{ADMIN}/points/orders", f"{ADMIN}/points/grants"
-FULL = os.environ.get("CARNIVAL_FULL_SIZE") == "1"
-SHOPPERS = 10_000 if FULL else 2_000
+SHOPPERS = 10_000 if FULL_SIZE else 2_000
 SHANGHAI = "Asia/Shanghai"
 
 
