@@ -35,4 +35,19 @@ export function moveLabel(view, to) {
 
 // A live activity only changes name, end and institution (domain/lifecycle.py LIVE_EDITABLE).
 export const isLive = (status) => status === "running" || status === "paused";
-export const DRAW_KINDS = ["wheel", "grid", "red_envelope"];
+export const PAGE_KINDS = ["claim", "flash_sale"];
+
+// A coupon template's verbs and the state each is allowed from
+// (domain/template_lifecycle.py act: start only a draft, resume only a paused one).
+const TEMPLATE_VERBS = {
+  draft: ["start", "end"],
+  running: ["pause", "end"],
+  paused: ["resume", "end"],
+  ended: [],
+};
+export const templateVerbs = (status) => TEMPLATE_VERBS[status] || [];
+export const TEMPLATE_STATUS_TAG = { draft: "info", running: "success", paused: "warning", ended: "danger" };
+// Once shoppers may hold its coupons only these change (domain/claims.py LIVE_EDITABLE).
+export const TEMPLATE_LIVE_EDITABLE = ["name", "description", "claim_closes_at", "institution_id"];
+// A code batch's and a distribution's job states that no longer move.
+export const JOB_FINISHED = ["done", "failed", "cancelled"];

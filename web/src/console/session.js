@@ -66,9 +66,61 @@ async function staff(method, path, opts = {}) {
   }
 }
 
+// An answer that is not JSON (an upload's, a CSV export) fails in the same shape.
+async function refusal(reply) {
+  const text = await reply.text();
+  let error = null;
+  try {
+    error = JSON.parse(text).error;
+  } catch {
+    error = null;
+  }
+  const failed = error
+    ? new ApiError(reply.status, error.code, error.message, error.details || {})
+    : new ApiError(reply.status, "http_" + reply.status, text || reply.statusText);
+  if (failed.status === 401) forget(failed.message);
+  return failed;
+}
+
+async function send(method, path, { body, contentType, query } = {}) {
+  const url = query ? `${path}?${new URLSearchParams(query)}` : path;
+  const headers = { "X-Api-Key": session.key, ...(contentType ? { "Content-Type": contentType } : {}) };
+  try {
+    return await fetch(url, { method, headers, body });
+  } catch {
+    throw new ApiError(0, "network_error", "the server could not be reached: check your connection");
+  }
+}
+
+// A CSV file as the request's body (the API reads text/csv, not a form).
+async function upload(path, file, query) {
+  const reply = await send("POST", path, { body: file, contentType: "text/csv", query });
+  if (!reply.ok) throw await refusal(reply);
+  return reply.json();
+}
+
+// A CSV the API streams, saved under the name it gives; the key travels in a
+// header, so a plain link cannot fetch it.
+async function download(path, fallbackName) {
+  const reply = await send("GET", path);
+  if (!reply.ok) throw await refusal(reply);
+  const named = /filename="([^"]+)"/.exec(reply.headers.get("Content-Disposition") || "");
+  const url = URL.createObjectURL(await reply.blob());
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = named ? named[1] : fallbackName;
+  document.body.appendChild(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 0);
+}
+
 export const api = {
   get: (path, query) => staff("GET", path, { query }),
   post: (path, body) => staff("POST", path, { body }),
   patch: (path, body) => staff("PATCH", path, { body }),
   put: (path, body) => staff("PUT", path, { body }),
+  del: (path) => staff("DELETE", path),
+  upload,
+  download,
 };
