@@ -22,6 +22,7 @@ from domain.activity import (
     Limits,
     Prize,
     Rules,
+    Theme,
 )
 from domain.coupons import CouponTemplate
 from domain.events import now_ms
@@ -61,10 +62,14 @@ class ActivityCreate(BaseModel):
         pattern=ID_PATTERN,
         description="the institution (branch) whose scoped analyst keys see this activity",
     )
+    theme: Theme | None = Field(
+        default=None, description="the shopper page's colours and banner image"
+    )
 
 
 class ActivityPatch(BaseModel):
-    """Fields to change; a live activity only allows name, ends_at and institution_id."""
+    """Fields to change; a live activity only allows name, ends_at, institution_id
+    and theme (null: back to the kind's default look)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -79,6 +84,7 @@ class ActivityPatch(BaseModel):
     templates: list[str] | None = None
     timezone: str | None = Field(default=None, max_length=64)
     institution_id: str | None = Field(default=None, pattern=ID_PATTERN)
+    theme: Theme | None = None
 
 
 class Transition(BaseModel):

@@ -15,7 +15,7 @@ from api.deps import Res, Resources, Shopper, authenticate_shopper
 from api.errors import ApiError, activity_not_found, validation_error
 from api.tickets import RequestBody, Ticket
 from domain import draw as rules
-from domain.activity import Activity
+from domain.activity import Activity, Theme
 from domain.draw import ENVELOPES_LEFT, period, rejection
 from domain.events import now_ms, request_key
 from domain.ids import ID_PATTERN, REQUEST_ID_PATTERN
@@ -90,6 +90,7 @@ class ActivityView(BaseModel):
     prizes: list[CellOut]
     envelopes_left: int | None
     me: MyProgress
+    theme: Theme | None = None  # the page's colours and banner; None: the kind's look
 
 
 async def activity_for(res: Res, tenant_id: str, activity_id: str) -> Activity:
@@ -190,6 +191,7 @@ async def activity_info(res: Res, who: Shopper, activity_id: str = ActivityId) -
             for i, p in enumerate(activity.prizes)
         ],
         envelopes_left=envelopes_left,
+        theme=activity.theme,
         me=MyProgress(
             draws=mine.draws,
             draws_today=mine.draws_today if limits.per_user_daily else None,

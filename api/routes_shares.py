@@ -6,18 +6,22 @@
 * ``GET /s/{code}``: the landing page (api/share_page.py); each open is a
   ``share_click`` event on SHARES.
 * ``POST /v1/me/referrals`` (shopper, the friend): binds the friend to the
-  advocate once per activity (the first link wins) and, once the friend has a
-  decided draw in the activity, is the conversion: a ``conversion`` event and
-  the two rewards, asked through the points road.
+  advocate once per activity (the first link wins) and, once the friend took
+  part in the activity (a decided draw, or a claim on a coupon page:
+  ``ShareStore.participated``), is the conversion: a ``conversion`` event and
+  the rewards, asked through the road (points through the points kind, a
+  coupon through the claim kind).
 * ``GET|PUT /v1/admin/referral-rules`` (operator): the tenant's reward.
 
 Exactly once, without a new kind: the binding is one HSETNX; a reward is a
-points ``adjust`` whose request id is a function of (activity, friend, side)
-(domain.shares.reward_request_id), and the points kind decides a request id
-once and answers a retry with the same outcome. So posting the acceptance
-again, concurrently, or after a crash anywhere in it, asks the same two
-requests and grants each once; the conversion event's id is also a function
-of (tenant, activity, friend), so a copy sent again is one ClickHouse row.
+points ``adjust`` or a coupon grant whose request id is a function of
+(activity, friend, side, kind) (domain.shares.reward_request_id), and each
+kind decides a request id once and answers a retry with the same outcome. A
+coupon's template is pinned on its first ask (HSETNX), so a rule edited in
+between cannot make it a different request. So posting the acceptance again,
+concurrently, or after a crash anywhere in it, asks the same requests and
+grants each once; the conversion event's id is also a function of (tenant,
+activity, friend), so a copy sent again is one ClickHouse row.
 """
 
 from __future__ import annotations
@@ -37,12 +41,14 @@ from api.deps import Operator, Res, Resources, Shopper
 from api.errors import ApiError, activity_not_found
 from domain.ids import ID_PATTERN
 from domain.points import account_shard
-from domain.road import POINTS
+from domain.road import CLAIM, POINTS
 from domain.shares import (
     CODE_PATTERN,
+    SIDES,
     Channel,
     ReferralRule,
     ShareEvent,
+    Side,
     conversion_event_id,
     intent_url,
     is_code,
@@ -51,6 +57,7 @@ from domain.shares import (
 )
 from domain.topics import SHARES, pack
 from ledger.shares import ShareLink, ShareStore
+from ledger.templates import TemplateStore
 
 log = logging.getLogger("carnival.api.shares")
 
@@ -60,6 +67,9 @@ router = APIRouter(tags=["shares"])
 # not acknowledge within this loses the click, not the visitor.
 CLICK_SEND_TIMEOUT_S = 1.0
 REWARD_REASON = "referral"
+# The claim kind's grant body: an operator's grant (stock applies; the claim
+# window and per-user limit do not), as a bulk distribution line is.
+COUPON_GRANT = {"grant": REWARD_REASON}
 
 
 class ShareAsk(BaseModel):
@@ -83,10 +93,15 @@ class ReferralAsk(BaseModel):
 
 class Reward(BaseModel):
     user_id: str
-    side: Literal["advocate", "friend"]
-    points: int
+    side: Side
+    kind: Literal["points", "coupon"] = "points"
+    points: int = 0  # a points reward's amount
+    template_id: str = ""  # a coupon reward's template
+    coupon_id: str = ""  # the coupon issued ("" until issued)
     request_id: str
-    status: str  # applied | rejected | pending (queued, not decided yet)
+    # points: applied | rejected; coupon: issued | rejected; either: pending
+    # (queued, not decided yet: asked again on the next acceptance)
+    status: str
     reason: str = ""
 
 
@@ -96,7 +111,7 @@ class ReferralView(BaseModel):
     advocate_id: str
     channel: str
     friend_id: str
-    converted: bool  # the friend has a decided draw in the activity
+    converted: bool  # the friend took part: a decided draw, or a claim on a coupon page
     rewards: list[Reward]
 
 
@@ -193,15 +208,20 @@ async def accept_referral(res: Res, me: Shopper, body: ReferralAsk) -> ReferralV
         converted=False,
         rewards=[],
     )
-    if not await store.has_drawn(me.tenant_id, bound.activity_id, me.user_id):
+    activity = await res.store.activity(me.tenant_id, bound.activity_id)
+    if activity is None or not await store.participated(activity, me.user_id):
         return view
     # Converted. Rewards first, then the event: a retry after a failure anywhere
     # asks the same requests again, and each is decided once.
     rule = await store.rule(me.tenant_id) or ReferralRule()
-    if rule.advocate_points:
-        view.rewards.append(await _reward(res, bound, me.user_id, "advocate", rule.advocate_points))
-    if rule.friend_points:
-        view.rewards.append(await _reward(res, bound, me.user_id, "friend", rule.friend_points))
+    for side in SIDES:
+        if rule.points(side):
+            view.rewards.append(await _reward(res, bound, me.user_id, side, rule.points(side)))
+    for side in SIDES:
+        template_id = rule.template_id(side)
+        if template_id:
+            pinned = await store.reward_template(bound, me.user_id, side, template_id)
+            view.rewards.append(await _coupon_reward(res, bound, me.user_id, side, pinned))
     conversion = ShareEvent(
         event_id=conversion_event_id(me.tenant_id, bound.activity_id, me.user_id),
         tenant_id=me.tenant_id,
@@ -221,7 +241,7 @@ async def _reward(
     res: Resources,
     link: ShareLink,
     friend_id: str,
-    side: Literal["advocate", "friend"],
+    side: Side,
     points: int,
 ) -> Reward:
     """One side's reward, asked through the points road under its fixed request id."""
@@ -248,12 +268,63 @@ async def _reward(
     )
 
 
-@router.get("/v1/admin/referral-rules", response_model=ReferralRule)
+async def _coupon_reward(
+    res: Resources, link: ShareLink, friend_id: str, side: Side, template_id: str
+) -> Reward:
+    """One side's coupon, asked through the claim road (key: the template) as a
+    grant under its fixed request id."""
+    user_id = link.advocate_id if side == "advocate" else friend_id
+    request_id = reward_request_id(link.activity_id, friend_id, side, "coupon")
+    outcome: dict[str, Any] | None = await res.road.ask(
+        CLAIM,
+        link.tenant_id,
+        template_id,
+        user_id,
+        request_id,
+        res.settings.reply_timeout_ms / 1000,
+        COUPON_GRANT,
+    )
+    return Reward(
+        user_id=user_id,
+        side=side,
+        kind="coupon",
+        template_id=template_id,
+        coupon_id="" if outcome is None else outcome.get("coupon_id") or "",
+        request_id=request_id,
+        status="pending" if outcome is None else outcome["status"],
+        reason="" if outcome is None else outcome.get("reason", ""),
+    )
+
+
+async def _check_rule_templates(res: Resources, tenant_id: str, rule: ReferralRule) -> None:
+    """A coupon reward names a template of the tenant: a misspelt id would
+    otherwise reward every conversion with a refusal, silently."""
+    named = [(f"{side}_template_id", rule.template_id(side)) for side in SIDES]
+    wanted = sorted({t for _, t in named if t})
+    found = await TemplateStore(res.store.redis).templates_by_id(tenant_id, wanted)
+    for field, template_id in named:
+        if template_id and template_id not in found:
+            raise ApiError(
+                404,
+                "template_not_found",
+                f"{field}: no coupon template '{template_id}' in your tenant; create it first",
+                {"field": field, "template_id": template_id},
+            )
+
+
+# Unset fields are left out (no coupon reward: no template id), so a rule reads
+# back as it was put.
+@router.get(
+    "/v1/admin/referral-rules", response_model=ReferralRule, response_model_exclude_none=True
+)
 async def get_referral_rule(res: Res, who: Operator) -> ReferralRule:
     return await ShareStore(res.store.redis).rule(who.tenant_id) or ReferralRule()
 
 
-@router.put("/v1/admin/referral-rules", response_model=ReferralRule)
+@router.put(
+    "/v1/admin/referral-rules", response_model=ReferralRule, response_model_exclude_none=True
+)
 async def put_referral_rule(res: Res, who: Operator, body: ReferralRule) -> ReferralRule:
+    await _check_rule_templates(res, who.tenant_id, body)
     await ShareStore(res.store.redis).save_rule(who.tenant_id, body, who.key_name)
     return body

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import Literal, Self
+from typing import Final, Literal, Self
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from domain.ids import ID_PATTERN
 
@@ -93,6 +94,51 @@ class Envelopes(_Frozen):
         return self
 
 
+HEX_COLOUR: Final = re.compile(r"#[0-9A-Fa-f]{6}")
+BANNER_URL_MAX_CHARS: Final = 2_048
+# Characters that could end the CSS string the banner goes into (url("...")),
+# or an HTML attribute, or hide a scheme: never part of a plain URL anyway.
+_BANNER_FORBIDDEN = re.compile(r"[\s\"'\\<>\x00-\x1f\x7f]")
+
+
+class Theme(_Frozen):
+    """An activity page's look (seed 000): colours and a banner image. Each field
+    left out keeps the kind's default (web/src/shopper/theme.js). The banner is
+    an ``https://`` URL or a path on the api's own host: never ``javascript:``,
+    ``data:`` or plain ``http:`` (a shopper's page would mix content)."""
+
+    primary: str | None = None  # buttons, top bar, wheel rim
+    accent: str | None = None  # highlights: the lit grid cell, the pointer
+    background: str | None = None  # the page
+    text: str | None = None  # body text on the background
+    banner_url: str | None = None
+
+    @field_validator("primary", "accent", "background", "text")
+    @classmethod
+    def _colour(cls, value: str | None) -> str | None:
+        if value is not None and not HEX_COLOUR.fullmatch(value):
+            raise ValueError(f"'{value[:20]}' is not a colour: write it as #rrggbb (hex)")
+        return None if value is None else value.lower()
+
+    @field_validator("banner_url")
+    @classmethod
+    def _banner(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value or len(value) > BANNER_URL_MAX_CHARS:
+            raise ValueError(f"a banner URL has 1 to {BANNER_URL_MAX_CHARS} characters")
+        if _BANNER_FORBIDDEN.search(value):
+            raise ValueError("a banner URL has no spaces, quotes, backslashes or < >")
+        lowered = value.lower()
+        if lowered.startswith(("javascript:", "data:", "vbscript:")):
+            raise ValueError("javascript: and data: URLs are not allowed as a banner")
+        if value.startswith("/") and not value.startswith("//"):
+            return value  # a path on the api's own host
+        if lowered.startswith("https://") and urlsplit(value).hostname:
+            return value
+        raise ValueError("a banner is an https:// URL or a path starting with '/'")
+
+
 class Activity(_Frozen):
     id: str = Field(pattern=ID_PATTERN)
     tenant_id: str = Field(pattern=ID_PATTERN)
@@ -114,6 +160,8 @@ class Activity(_Frozen):
     timezone: str = Field(default="UTC", min_length=1, max_length=64)
     # The branch (seed 002's institution) whose scoped keys see this activity.
     institution_id: str | None = Field(default=None, pattern=ID_PATTERN)
+    # The shopper page's colours and banner; None: the kind's default look.
+    theme: Theme | None = None
     version: int = 1
 
     @model_validator(mode="after")

@@ -13,8 +13,9 @@ TRANSITIONS: dict[ActivityStatus, frozenset[ActivityStatus]] = {
     "ended": frozenset(),
 }
 # Fields an operator may change while the activity is live (the pool is frozen;
-# stock is added through its own operation).
-LIVE_EDITABLE = frozenset({"name", "ends_at", "institution_id"})
+# stock is added through its own operation). The theme is only the page's look:
+# no decision reads it.
+LIVE_EDITABLE = frozenset({"name", "ends_at", "institution_id", "theme"})
 
 
 class LifecycleError(ValueError):

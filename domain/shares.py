@@ -19,6 +19,7 @@ from urllib.parse import quote
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.events import Event, now_ms
+from domain.ids import ID_PATTERN
 
 Channel = Literal["x", "facebook", "tiktok", "copy"]
 CHANNELS: Final[tuple[str, ...]] = get_args(Channel)
@@ -57,22 +58,42 @@ def intent_url(channel: str, landing_url: str, text: str) -> str:
     return landing_url
 
 
-def reward_request_id(activity_id: str, friend_id: str, side: Literal["advocate", "friend"]) -> str:
-    """The points request id of one side of a referral's reward: one per (activity,
-    friend, side), so however often the reward is asked, the points kind (which
-    decides a request id once) grants it once. Hashed: the ids together can exceed
-    the 64 characters a request id may have."""
+Side = Literal["advocate", "friend"]
+SIDES: Final[tuple[Side, ...]] = ("advocate", "friend")
+RewardKind = Literal["points", "coupon"]
+
+
+def reward_request_id(
+    activity_id: str, friend_id: str, side: Side, kind: RewardKind = "points"
+) -> str:
+    """The request id of one side's reward of one kind: one per (activity,
+    friend, side, kind), so however often the reward is asked, the road (the
+    points kind for points, the claim kind for a coupon: each decides a request
+    id once) grants it once. Hashed: the ids together can exceed the 64
+    characters a request id may have."""
     digest = hashlib.sha256(f"{activity_id}\n{friend_id}".encode()).hexdigest()[:32]
-    return f"referral:{digest}:{side}"
+    suffix = "" if kind == "points" else f":{kind}"
+    return f"referral:{digest}:{side}{suffix}"
 
 
 class ReferralRule(BaseModel):
-    """A tenant's referral reward: points to each side when a referred friend
-    converts (0: nothing to that side)."""
+    """A tenant's referral reward when a referred friend converts (their first
+    decided draw, or first claim on a coupon page): points to each side (0:
+    none) and/or a coupon of a template to each side (None: none). A coupon is
+    an operator's grant: the template's stock applies, its claim window and
+    per-user limit do not."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     advocate_points: int = Field(default=0, ge=0, le=MAX_REWARD_POINTS)
     friend_points: int = Field(default=0, ge=0, le=MAX_REWARD_POINTS)
+    advocate_template_id: str | None = Field(default=None, pattern=ID_PATTERN)
+    friend_template_id: str | None = Field(default=None, pattern=ID_PATTERN)
+
+    def points(self, side: Side) -> int:
+        return self.advocate_points if side == "advocate" else self.friend_points
+
+    def template_id(self, side: Side) -> str | None:
+        return self.advocate_template_id if side == "advocate" else self.friend_template_id
 
 
 @dataclass(frozen=True, slots=True)

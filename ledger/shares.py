@@ -1,8 +1,13 @@
 """Share links and referral bindings in Redis (the api's async half).
 
 Each write is one command on one key, so each is atomic on its own and none
-needs a script: a link is the same value however often it is written, and a
-binding is HSETNX (the first referral of a friend in an activity wins).
+needs a script: a link is the same value however often it is written, a
+binding is HSETNX (the first referral of a friend in an activity wins), and so
+is the template a coupon reward is asked from (the first rule's template wins,
+so a rule edited between two acceptances cannot grant a second coupon).
+
+Whether a friend took part in an activity (``participated``, the conversion)
+is read from the counters the deciding kinds commit, never kept twice.
 """
 
 from __future__ import annotations
@@ -12,9 +17,16 @@ from dataclasses import dataclass
 import orjson
 import redis.asyncio as aioredis
 
-from domain.shares import ReferralRule
+from domain.activity import CLAIM_KINDS, Activity
+from domain.shares import ReferralRule, Side
 from ledger import writes
-from ledger.keys import ActivityKeys, TenantKeys, share_link_key
+from ledger.keys import ActivityKeys, TemplateKeys, TenantKeys, share_link_key
+
+
+def reward_templates_key(tenant_id: str, activity_id: str) -> str:
+    """Hash: "<friend>\n<side>" -> the template that side's coupon reward is
+    asked from. (Beside the bindings; belongs in ledger.keys with them.)"""
+    return f"{ActivityKeys(tenant_id, activity_id).referrals}:coupons"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,11 +69,33 @@ class ShareStore:
         _, code = await pipe.execute()
         return code.decode()
 
-    async def has_drawn(self, tenant_id: str, activity_id: str, user_id: str) -> bool:
-        """Whether the shopper has a decided (not refused) draw in the activity:
-        the pool's commit counts only draws it accepted."""
-        draws = await self.redis.hget(ActivityKeys(tenant_id, activity_id).users, user_id)
-        return int(draws or 0) > 0
+    async def participated(self, activity: Activity, user_id: str) -> bool:
+        """Whether the shopper took part in the activity, the one definition of a
+        referral's conversion: a decided draw in a lottery (the pool's commit
+        counts only draws it accepted), or a coupon claimed from a template a
+        claim page or flash sale offers (the claim commit counts a shopper's own
+        claims, issued ones only, not an operator's grants)."""
+        if activity.kind in CLAIM_KINDS:
+            keys = [TemplateKeys(activity.tenant_id, t).users for t in activity.templates]
+        else:
+            keys = [ActivityKeys(activity.tenant_id, activity.id).users]
+        pipe = self.redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.hget(key, user_id)
+        return any(int(n or 0) > 0 for n in await pipe.execute())
+
+    async def reward_template(
+        self, link: ShareLink, friend_id: str, side: Side, template_id: str
+    ) -> str:
+        """The template this side's coupon reward is asked from: ``template_id``
+        the first time, the first one ever after (HSETNX)."""
+        key = reward_templates_key(link.tenant_id, link.activity_id)
+        field = f"{friend_id}\n{side}"
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hsetnx(key, field, template_id)
+        pipe.hget(key, field)
+        _, pinned = await pipe.execute()
+        return pinned.decode()
 
     async def rule(self, tenant_id: str) -> ReferralRule | None:
         raw = await self.redis.get(TenantKeys(tenant_id).referral_rule)
@@ -70,6 +104,14 @@ class ShareStore:
     async def save_rule(self, tenant_id: str, rule: ReferralRule, who: str) -> None:
         pipe = self.redis.pipeline(transaction=True)
         pipe.set(TenantKeys(tenant_id).referral_rule, rule.model_dump_json())
-        subject = f"{rule.advocate_points}:{rule.friend_points}"
+        subject = ":".join(
+            str(v)
+            for v in (
+                rule.advocate_points,
+                rule.friend_points,
+                rule.advocate_template_id or "",
+                rule.friend_template_id or "",
+            )
+        )
         writes.audit(pipe, tenant_id, who, "referral_rule.saved", subject, 0)
         await pipe.execute()

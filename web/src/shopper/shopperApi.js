@@ -4,7 +4,8 @@
 import { get, post, requestId } from "../shared/api.js";
 
 // A referral is accepted on arrival (it binds the friend to the advocate) and
-// again after every draw (the first decided draw is the conversion that rewards
+// again after every draw or claim (the friend's first decided draw, or first
+// coupon claimed on a claim page or flash sale, is the conversion that rewards
 // both). The api makes each acceptance idempotent, so posting it again is safe;
 // a refusal (own link, referred by someone else) is not the shopper's problem
 // and never gets in the way of the game.
@@ -33,8 +34,11 @@ export function shopperApi(token, referral = null) {
     drawOutcome: (activityId, rid) => get(`/v1/activities/${id(activityId)}/draws/${id(rid)}`, opts),
     myPrizes: (activityId) => get(`/v1/activities/${id(activityId)}/prizes/mine`, opts),
     couponPage: (activityId) => get(`/v1/activities/${id(activityId)}/coupons`, opts),
-    claim: (templateId, rid = requestId()) =>
-      post(`/v1/templates/${id(templateId)}/claims`, { request_id: rid }, opts),
+    claim: async (templateId, rid = requestId()) => {
+      const outcome = await post(`/v1/templates/${id(templateId)}/claims`, { request_id: rid }, opts);
+      await acceptReferral(referral, opts);
+      return outcome;
+    },
     wallet: () => get("/v1/wallet", opts),
     points: () => get("/v1/me/points", opts),
     statement: (before) => get("/v1/me/points/statement", { ...opts, query: { before, limit: 50 } }),
