@@ -26,6 +26,7 @@ from actors.holdings import Holdings
 from actors.recent import Commit, RecentOutcomes, settle
 from domain import points
 from domain.claims import (
+    REFERRAL_GRANT,
     REJECT_NOT_EXCHANGEABLE,
     REJECT_UNKNOWN_TEMPLATE,
     ClaimOutcome,
@@ -143,7 +144,7 @@ class TemplateClaims:
                 reason = _exchange(accounts[user_id], template, rules, req, at)
             origin = "g" if grant else "c"
             if reason is None:
-                source = _source(code, grant, exchange)
+                source = _source(code, body.get("grant"), exchange)
                 coupon = Coupon.issue(template, user_id, source, code or req.key, at)
                 if code:
                     assigned.add(code)
@@ -189,10 +190,12 @@ class TemplateClaims:
         return Held(loaded.template, loaded.config, loaded.left, loaded.users, loaded.head)
 
 
-def _source(code: str, grant: bool, exchange: bool) -> CouponSource:
+def _source(code: str, grant: str | None, exchange: bool) -> CouponSource:
     if code:
         return "code"
-    if grant:
+    if grant == REFERRAL_GRANT:
+        return "referral"
+    if grant is not None:
         return "distribution"
     return "exchange" if exchange else "claim"
 

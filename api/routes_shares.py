@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api import share_page
 from api.deps import Operator, Res, Resources, Shopper
 from api.errors import ApiError, activity_not_found
+from domain.claims import REFERRAL_GRANT
 from domain.ids import ID_PATTERN
 from domain.points import account_shard
 from domain.road import CLAIM, POINTS
@@ -69,7 +70,7 @@ CLICK_SEND_TIMEOUT_S = 1.0
 REWARD_REASON = "referral"
 # The claim kind's grant body: an operator's grant (stock applies; the claim
 # window and per-user limit do not), as a bulk distribution line is.
-COUPON_GRANT = {"grant": REWARD_REASON}
+COUPON_GRANT = {"grant": REFERRAL_GRANT}
 
 
 class ShareAsk(BaseModel):

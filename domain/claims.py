@@ -42,7 +42,9 @@ REJECT_CODE_NOT_FOUND = "code_not_found"
 REJECT_CODE_NOT_AVAILABLE = "code_not_available"
 REJECT_NOT_EXCHANGEABLE = "not_exchangeable"
 
-CouponSource = Literal["claim", "draw", "distribution", "code", "exchange"]
+CouponSource = Literal["claim", "draw", "distribution", "code", "exchange", "referral"]
+# The ``grant`` of a referral reward's claim request (a distribution's names its job).
+REFERRAL_GRANT = "referral"
 CouponState = Literal["available", "locked", "used", "voided", "expired"]
 ClaimStatus = Literal["issued", "rejected"]
 

@@ -196,6 +196,12 @@ class ActivityKeys:
         """Hash: friend id -> the share code that referred them (the first one wins)."""
         return f"{self.base}:referrals"
 
+    @property
+    def referral_coupons(self) -> str:
+        """Hash: "<friend>\n<side>" -> the template that side's coupon reward is
+        asked from (the first rule's wins)."""
+        return f"{self.referrals}:coupons"
+
     def day(self, yyyymmdd: int) -> str:
         """Hash: user id -> draws on that local day (expires after two days)."""
         return f"{self.base}:day:{yyyymmdd}"

@@ -23,12 +23,6 @@ from ledger import writes
 from ledger.keys import ActivityKeys, TemplateKeys, TenantKeys, share_link_key
 
 
-def reward_templates_key(tenant_id: str, activity_id: str) -> str:
-    """Hash: "<friend>\n<side>" -> the template that side's coupon reward is
-    asked from. (Beside the bindings; belongs in ledger.keys with them.)"""
-    return f"{ActivityKeys(tenant_id, activity_id).referrals}:coupons"
-
-
 @dataclass(frozen=True, slots=True)
 class ShareLink:
     code: str
@@ -89,7 +83,7 @@ class ShareStore:
     ) -> str:
         """The template this side's coupon reward is asked from: ``template_id``
         the first time, the first one ever after (HSETNX)."""
-        key = reward_templates_key(link.tenant_id, link.activity_id)
+        key = ActivityKeys(link.tenant_id, link.activity_id).referral_coupons
         field = f"{friend_id}\n{side}"
         pipe = self.redis.pipeline(transaction=True)
         pipe.hsetnx(key, field, template_id)

@@ -39,6 +39,7 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a file: the project's packages are importable
 
+from carnival.browser import launch_chromium  # noqa: E402
 from carnival.demo import DEMO_TENANT, credentials_path, shopper_token  # noqa: E402
 from carnival.embedded import free_port  # noqa: E402
 from carnival.stack import LocalStack  # noqa: E402
@@ -47,18 +48,6 @@ from runtime.settings import Settings  # noqa: E402
 ROUTER_JS = REPO / "web" / "src" / "console" / "router.js"
 DEFAULT_OUT = REPO / "docs" / "screenshots"
 SIZES: tuple[tuple[int, int], ...] = ((1280, 800), (390, 844))
-# Debian's chromium, as the browser tests launch it (tests/conftest.py): the
-# machine's network is closed, and these flags stop it calling Google at start.
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 CONSOLE_KEY_STORAGE = "carnival.console.key"  # web/src/console/session.js
 STABLE_TIMEOUT_MS = 20_000
 STABLE_POLL_MS = 400
@@ -517,9 +506,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             seeder.close()
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-            )
+            browser = launch_chromium(playwright)
             try:
                 camera = Camera(browser, api, out)
                 camera.console(console, key, ids)

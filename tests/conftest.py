@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from carnival.browser import launch_chromium
 from carnival.embedded.kafka import KafkaServer, create_topics, run_coro_sync
 from carnival.embedded.process import ManagedProcess, free_port
 from carnival.embedded.ray_head import RayHead
@@ -159,18 +160,6 @@ def ray_client(ray_address: str) -> Iterator[Any]:
 
 # -- a real browser: Debian's chromium driven by Playwright ----------------------------------
 
-CHROMIUM = Path("/usr/bin/chromium")
-# This machine's network is closed: without these flags Chromium tries Google's
-# hosts at start and its refused connections slow every page.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
@@ -183,11 +172,8 @@ def browser() -> Iterator[Any]:
     asyncio.run (the storms, the topic readers) would fail on it."""
     from playwright.sync_api import sync_playwright
 
-    assert CHROMIUM.exists(), "Debian's chromium is missing: run `make bootstrap`"
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
+        chromium = launch_chromium(playwright)
         yield chromium
         chromium.close()
 

@@ -42,8 +42,13 @@ def _accept_at_once(pipeline: Pipeline, tenant: Tenant, user: str, code: str) ->
 
 
 def _coupons(http: httpx.Client, tenant: Tenant, user: str, template_id: str) -> list[str]:
+    """The ids of the user's coupons of ``template_id``, each a referral reward."""
     wallet = _ok(http.get("/v1/wallet", headers=tenant.shopper_headers(user)))
-    return [c["coupon_id"] for c in wallet if c["template_id"] == template_id]
+    ids = [c["coupon_id"] for c in wallet if c["template_id"] == template_id]
+    for coupon_id in ids:
+        coupon = _ok(http.get(f"/v1/coupons/{coupon_id}", headers=tenant.staff_headers))
+        assert coupon["source"] == "referral", coupon
+    return ids
 
 
 def test_a_claim_converts_and_each_side_gets_one_coupon(
