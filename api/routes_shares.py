@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api import share_page
 from api.deps import Operator, Res, Resources, Shopper
 from api.errors import ApiError, activity_not_found
+from domain.activity import Activity
 from domain.claims import REFERRAL_GRANT
 from domain.ids import ID_PATTERN
 from domain.points import account_shard
@@ -180,7 +181,17 @@ async def share_landing(res: Res, code: str, request: Request) -> HTMLResponse:
         description=f"{activity.name}: play and win. A friend shared this with you.",
         url=landing_url(request, code),
         target=f"/p/{link.tenant_id}/{link.activity_id}?ref={code}",
+        image=_card_image(request, activity),
     )
+
+
+def _card_image(request: Request, activity: Activity) -> str | None:
+    """The activity's banner as an absolute URL: crawlers resolve no relative
+    one. (domain.activity.Theme allows https URLs and paths on this host only.)"""
+    banner = activity.theme.banner_url if activity.theme else None
+    if not banner or banner.startswith("https://"):
+        return banner
+    return str(request.base_url).rstrip("/") + banner
 
 
 @router.post("/v1/me/referrals", response_model=ReferralView)

@@ -19,10 +19,10 @@ _PAGE = """<!doctype html>
 <meta property="og:title" content="{title}">
 <meta property="og:description" content="{description}">
 <meta property="og:url" content="{url}">
-<meta name="twitter:card" content="summary">
+<meta name="twitter:card" content="{card}">
 <meta name="twitter:title" content="{title}">
 <meta name="twitter:description" content="{description}">
-<meta http-equiv="refresh" content="0; url={target}">
+{image}<meta http-equiv="refresh" content="0; url={target}">
 <link rel="canonical" href="{url}">
 </head>
 <body>
@@ -46,13 +46,23 @@ _MISSING = """<!doctype html>
 """
 
 
-def landing(title: str, description: str, url: str, target: str) -> HTMLResponse:
-    """``url``: the landing page's own absolute URL; ``target``: the shopper page."""
+def landing(
+    title: str, description: str, url: str, target: str, image: str | None = None
+) -> HTMLResponse:
+    """``url``: the landing page's own absolute URL; ``target``: the shopper page;
+    ``image``: an absolute URL for the card (the activity's banner), if any."""
+    tags = ""
+    if image:
+        src = escape(image)
+        tags = f'<meta property="og:image" content="{src}">\n'
+        tags += f'<meta name="twitter:image" content="{src}">\n'
     body = _PAGE.format(
         title=escape(title),
         description=escape(description),
         url=escape(url),
         target=escape(target),
+        card="summary_large_image" if image else "summary",
+        image=tags,
     )
     # Crawlers cache the card; the page itself is cheap, so a short max-age.
     return HTMLResponse(body, headers={"Cache-Control": "public, max-age=60"})

@@ -112,11 +112,19 @@ def test_share_links_landing_referral_reward_once_and_stats(
     assert _meta(page.text, "property", "og:title") == "Summer wheel"
     assert _meta(page.text, "property", "og:url") == links["x"]["landing_url"]
     assert _meta(page.text, "name", "twitter:card") == "summary"
+    assert "og:image" not in page.text  # no banner: a text card
     target = f"/p/{tenant.tenant_id}/{wheel.id}?ref={code}"
     assert _meta(page.text, "http-equiv", "refresh") == f"0; url={target}"
     assert f'href="{target}"' in page.text
     http.get(f"/s/{code}")  # a second click on X
     http.get(f"/s/{links['facebook']['code']}")
+    # A themed activity's banner is the card's image, as an absolute URL.
+    theme = {"theme": {"banner_url": "/web/banners/festival.svg"}}
+    _ok(http.patch(f"/v1/admin/activities/{wheel.id}", json=theme, headers=staff))
+    themed = http.get(f"/s/{links['tiktok']['code']}").text
+    banner = f"{pipeline.url}/web/banners/festival.svg"
+    assert _meta(themed, "property", "og:image") == _meta(themed, "name", "twitter:image") == banner
+    assert _meta(themed, "name", "twitter:card") == "summary_large_image"
     for unknown in ("abcdefghijklmnop", "not-a-code"):
         missing = http.get(f"/s/{unknown}")
         assert missing.status_code == 404 and "does not exist" in missing.text
@@ -177,14 +185,14 @@ def test_share_links_landing_referral_reward_once_and_stats(
     assert (ann_balance, [e["amount"] for e in ann_rewards]) == (ADVOCATE_POINTS, [ADVOCATE_POINTS])
     assert (bob_balance, [e["amount"] for e in bob_rewards]) == (FRIEND_POINTS, [FRIEND_POINTS])
 
-    # -- ClickHouse: three clicks, one conversion (sent many times, one row) ---------------
+    # -- ClickHouse: four clicks, one conversion (sent many times, one row) ----------------
     path = f"/v1/stats/activities/{wheel.id}/shares"
 
     def figures() -> dict[str, Any] | None:
         body = _ok(http.get(path, headers=staff))
-        return body if (body["clicks"], body["conversions"]) == (3, 1) else None
+        return body if (body["clicks"], body["conversions"]) == (4, 1) else None
 
     body = wait_for(figures, 30, "the share clicks and the conversion in ClickHouse")
     by_channel = {c["channel"]: (c["clicks"], c["conversions"]) for c in body["channels"]}
-    assert by_channel == {"x": (2, 1), "facebook": (1, 0), "tiktok": (0, 0), "copy": (0, 0)}
+    assert by_channel == {"x": (2, 1), "facebook": (1, 0), "tiktok": (1, 0), "copy": (0, 0)}
     assert_error(http.get(path, headers=other.staff_headers), 404, "activity_not_found")
