@@ -1,11 +1,11 @@
 """The rest of the operator console (/console) in a real browser, against the
 real pipeline: coupon templates' lifecycle buttons and stock, a claim centre and
-a flash sale built in the activity editor (and a page theme when the API has
-one), a code batch generated with its progress followed to the end and exported,
-an import whose bad lines come back in the report, a partner and a webhook
-whose secrets are shown once, a small bulk distribution, and the webhook's
-delivery log showing what that distribution sent. Every step asserts the API's
-state, not only the page; every screen is saved as a screenshot."""
+a flash sale built in the activity editor with a page theme, a code batch
+generated with its progress followed to the end and exported, an import whose
+bad lines come back in the report, a partner and a webhook whose secrets are
+shown once, a small bulk distribution, and the webhook's delivery log showing
+what that distribution sent. Every step asserts the API's state, not only the
+page; every screen is saved as a screenshot."""
 
 from __future__ import annotations
 
@@ -175,35 +175,34 @@ def test_operator_runs_coupons_partners_and_webhooks(
     console.quiet()
     screenshots(page, "05-activities-with-pages")
 
-    # The page's theme, when the API carries one: sent only as set, read back on edit.
-    if "theme" in claim:
-        assert claim["theme"] is None  # nothing was set: no theme was sent
-        console.row(claim_id).get_by_role("button", name="Edit").click()
-        page.get_by_label("Primary colour", exact=True).fill("#112233")
-        page.get_by_label("Background colour", exact=True).fill("#FFF7F0")
-        page.get_by_label("Banner image URL", exact=True).fill("/static/spring.png")
-        screenshots(page, "05b-claim-theme")
-        page.get_by_test_id("save-activity").click()
-        expect(console.row(claim_id)).to_be_visible()
-        theme = _get(http, tenant, f"/v1/admin/activities/{claim_id}")["activity"]["theme"]
-        assert (theme["primary"], theme["background"], theme["banner_url"]) == (
-            "#112233",
-            "#fff7f0",
-            "/static/spring.png",
-        )
-        # Reopened, the form shows it; an emptied banner is left out, not sent empty.
-        console.row(claim_id).get_by_role("button", name="Edit").click()
-        expect(page.get_by_label("Primary colour", exact=True)).to_have_value("#112233")
-        page.get_by_label("Banner image URL", exact=True).fill("")
-        page.get_by_label("Text colour", exact=True).fill("#2b1b17")
-        page.get_by_test_id("save-activity").click()
-        expect(console.row(claim_id)).to_be_visible()
-        theme = _get(http, tenant, f"/v1/admin/activities/{claim_id}")["activity"]["theme"]
-        assert (theme["primary"], theme["text"], theme["banner_url"]) == (
-            "#112233",
-            "#2b1b17",
-            None,
-        )
+    # The page's theme: sent only as set, read back on edit.
+    assert claim["theme"] is None  # nothing was set: no theme was sent
+    console.row(claim_id).get_by_role("button", name="Edit").click()
+    page.get_by_label("Primary colour", exact=True).fill("#112233")
+    page.get_by_label("Background colour", exact=True).fill("#FFF7F0")
+    page.get_by_label("Banner image URL", exact=True).fill("/static/spring.png")
+    screenshots(page, "05b-claim-theme")
+    page.get_by_test_id("save-activity").click()
+    expect(console.row(claim_id)).to_be_visible()
+    theme = _get(http, tenant, f"/v1/admin/activities/{claim_id}")["activity"]["theme"]
+    assert (theme["primary"], theme["background"], theme["banner_url"]) == (
+        "#112233",
+        "#fff7f0",
+        "/static/spring.png",
+    )
+    # Reopened, the form shows it; an emptied banner is left out, not sent empty.
+    console.row(claim_id).get_by_role("button", name="Edit").click()
+    expect(page.get_by_label("Primary colour", exact=True)).to_have_value("#112233")
+    page.get_by_label("Banner image URL", exact=True).fill("")
+    page.get_by_label("Text colour", exact=True).fill("#2b1b17")
+    page.get_by_test_id("save-activity").click()
+    expect(console.row(claim_id)).to_be_visible()
+    theme = _get(http, tenant, f"/v1/admin/activities/{claim_id}")["activity"]["theme"]
+    assert (theme["primary"], theme["text"], theme["banner_url"]) == (
+        "#112233",
+        "#2b1b17",
+        None,
+    )
 
     # Code batches: generate, follow the progress to done, export.
     page.get_by_role("menuitem", name="Code batches").click()
