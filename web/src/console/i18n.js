@@ -4,7 +4,7 @@
 import { createI18n } from "vue-i18n";
 
 const en = {
-  app: { title: "Carnival console", language: "Language", signOut: "Sign out", tenant: "Tenant", role: "Role" },
+  app: { title: "Carnival console", language: "Language", signOut: "Sign out", tenant: "Tenant", role: "Role", menu: "Menu" },
   roles: { admin: "admin", operator: "operator", analyst: "analyst (read only)" },
   menu: {
     activities: "Activities", templates: "Coupon templates", codes: "Code batches", distributions: "Distributions",
@@ -161,7 +161,7 @@ const en = {
 };
 
 const zh = {
-  app: { title: "Carnival 运营后台", language: "语言", signOut: "退出登录", tenant: "租户", role: "角色" },
+  app: { title: "Carnival 运营后台", language: "语言", signOut: "退出登录", tenant: "租户", role: "角色", menu: "菜单" },
   roles: { admin: "管理员", operator: "运营", analyst: "分析员（只读）" },
   menu: {
     activities: "活动管理", templates: "优惠券模板", codes: "券码批次", distributions: "批量发券",
