@@ -57,8 +57,12 @@ class Road:
         self._bootstrap = bootstrap
         self._ids = itertools.count(1)
         self._waiters: dict[int, _Waiter] = {}
-        # owner key -> (kind, tenant, owner) and the rows queued for it
-        self._outbox: dict[str, tuple[tuple[str, str, str], list[tuple[Row, _Waiter]]]] = {}
+        # (kind, owner key) -> (kind, tenant, owner) and the rows queued for it. The
+        # kind is part of it: kinds that share an owner (a template's claims and
+        # write-offs) share its Kafka key, but each record carries one kind.
+        self._outbox: dict[
+            tuple[str, str], tuple[tuple[str, str, str], list[tuple[Row, _Waiter]]]
+        ] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._reader: asyncio.Task[None] | None = None
         self._flushes: set[asyncio.Task[None]] = set()  # sends of the flush in flight
@@ -103,7 +107,7 @@ class Road:
         loop = asyncio.get_running_loop()
         waiter = _Waiter(loop.create_future(), loop.create_future())
         self._waiters[reply_id] = waiter
-        key = owner_key(kind, tenant_id, owner_id)
+        key = (kind.name, owner_key(kind, tenant_id, owner_id))
         queued = self._outbox.get(key)
         if queued is None:
             if not self._outbox and not self._flushes:
@@ -142,7 +146,7 @@ class Road:
         if self._flushes or not self._outbox:
             return
         outbox, self._outbox = self._outbox, {}
-        for key, (envelope, queued) in outbox.items():
+        for (_, key), (envelope, queued) in outbox.items():
             for i in range(0, len(queued), REQUESTS_PER_RECORD):
                 chunk = queued[i : i + REQUESTS_PER_RECORD]
                 task = asyncio.ensure_future(self._send(key, envelope, chunk))

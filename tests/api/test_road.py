@@ -11,7 +11,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from api.road import Road
-from domain.road import DRAW, owner_key
+from domain.road import CLAIM, COUPON, DRAW, QUOTA, WRITEOFF, Kind, owner_key
 from domain.topics import COUNT_HEADER, REPLIES, REQUESTS, pack
 
 
@@ -92,3 +92,28 @@ async def test_unanswered_but_queued_request_times_out_to_none(road: Road) -> No
     owner = f"a{uuid.uuid4().hex[:8]}"
     assert await road.ask(DRAW, "t1", owner, "u1", "r1", timeout_s=1.0) is None
     assert road._waiters == {}  # nothing left behind
+
+
+@pytest.mark.parametrize("kinds", [(CLAIM, WRITEOFF, COUPON), (DRAW, QUOTA)])
+async def test_kinds_sharing_an_owner_share_its_key_but_never_a_record(
+    road: Road, kafka_bootstrap: str, kinds: tuple[Kind, ...]
+) -> None:
+    """A template's claims, write-offs and coupon changes (an activity's draws and
+    chance grants) go to the same partition, each row in a record of its own kind:
+    a write-off queued behind a claim in one turn must not be decided as a claim."""
+    owner = f"o{uuid.uuid4().hex[:8]}"
+    asks = [
+        asyncio.ensure_future(road.ask(kind, "t1", owner, f"u{i}", f"{kind.name}{i}", 1.0))
+        for i in range(12)
+        for kind in kinds
+    ]
+    key = owner_key(kinds[0], "t1", owner).encode()
+    assert all(owner_key(k, "t1", owner).encode() == key for k in kinds)
+    records = await _records_for(kafka_bootstrap, key, expected=12 * len(kinds))
+    rows = {
+        kind: [row[1] for r in records for row in orjson.loads(r.value)["rows"]
+               if orjson.loads(r.value)["kind"] == kind]
+        for kind in {orjson.loads(r.value)["kind"] for r in records}
+    }  # fmt: skip
+    assert rows == {k.name: [f"{k.name}{i}" for i in range(12)] for k in kinds}
+    assert await asyncio.gather(*asks) == [None] * len(asks)  # queued, never answered
