@@ -297,6 +297,61 @@ def _kafka_bootstrap() -> str:
     raise typer.Exit(1)
 
 
+@app.command()
+def chaos(
+    requests_per_phase: int = typer.Option(300, help="mixed requests per phase"),
+    users: int = typer.Option(100, help="shoppers per phase"),
+    processes: str = typer.Option(
+        "all", help="comma-separated, in order: api,dispatcher,actor,streams,redis,kafka (or none)"
+    ),
+    rate: float = typer.Option(0.0, help="requests per second (0: a phase lasts about 20 s)"),
+    out: Annotated[str, typer.Option(help="where to write the table as JSON")] = "chaos.json",
+    data_dir: Annotated[
+        str | None, typer.Option(help="keep the stack's data here (default: a temp dir)")
+    ] = None,
+) -> None:
+    """Kill each process mid-load on a fresh embedded stack, restart it, drain, and
+    check every invariant; print the table, exit 1 on any broken invariant."""
+    import time
+
+    from carnival.bench.report import progress_bars
+    from carnival.chaos.kill import PROCESSES
+    from carnival.chaos.run import ChaosConfig, run_chaos
+    from carnival.chaos.table import table, write_json
+    from carnival.embedded import MissingPrerequisite, ProcessFailed
+
+    names = PROCESSES if processes == "all" else tuple(p.strip() for p in processes.split(","))
+    try:
+        config = ChaosConfig(
+            names, requests_per_phase, users, rate, Path(data_dir) if data_dir else None
+        )
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+    began = time.monotonic()
+    with progress_bars(console) as progress:
+        task = progress.add_task("phases", total=len(names))
+        try:
+            rows = run_chaos(
+                config,
+                report=lambda msg: progress.console.print(f"[cyan]•[/] {msg}"),
+                advance=lambda: progress.advance(task),
+            )
+        except (MissingPrerequisite, ProcessFailed, TimeoutError, OSError) as exc:
+            console.print(f"[red]chaos run failed:[/] {exc}")
+            raise typer.Exit(2) from None
+    seconds = round(time.monotonic() - began, 1)
+    meta = {"requests_per_phase": requests_per_phase, "users": users, "seconds": seconds}
+    write_json(Path(out), rows, {**meta, "rate": config.pace})
+    Console().print(table(rows, f"chaos: {requests_per_phase} requests/phase, {users} users"))
+    for row in rows:
+        for note in row.notes:
+            console.print(f"[red]{row.process}:[/] {note}")
+    console.print(f"{len(rows)} phases in {seconds}s; wrote {Path(out).resolve()}")
+    if not all(row.ok for row in rows):
+        raise typer.Exit(1)
+
+
 @app.command("seed-demo")
 def seed_demo_cmd() -> None:
     """Create the demo tenant, admin key and running big wheel (idempotent)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import httpx
@@ -54,12 +54,18 @@ def service_env(settings: Settings) -> dict[str, str]:
 
 
 class Service(ManagedProcess):
+    # Another command for this service (the chaos harness starts a deliberately
+    # faulty variant from test code); None: `python -m carnival <name>`.
+    command_override: Sequence[str] | None = None
+
     def __init__(self, name: str, settings: Settings, log_dir: Path) -> None:
         self.name = name
         super().__init__(log_dir)
         self.settings = settings
 
     def command(self) -> list[str]:
+        if self.command_override is not None:
+            return list(self.command_override)
         return [sys.executable, "-m", "carnival", self.name]
 
     def env(self) -> Mapping[str, str]:

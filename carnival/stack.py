@@ -12,7 +12,7 @@ import asyncio
 import logging
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import orjson
@@ -58,12 +58,27 @@ def stack_file(data_dir: Path) -> Path:
 
 
 class LocalStack:
-    def __init__(self, settings: Settings, report: Report = print) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        report: Report = print,
+        commands: Mapping[str, Sequence[str]] | None = None,
+        usual_ports: bool = True,
+    ) -> None:
+        """``commands``: service name -> the command to run it with instead of
+        `python -m carnival <name>` (the chaos harness's faulty variants).
+        ``usual_ports=False``: the embedded servers take any free ports, never the
+        usual 9092/9093/6379/6380 (a stack beside another one on this machine)."""
         self.data_dir = settings.data_dir.resolve()
         self.settings = settings.model_copy(update={"data_dir": self.data_dir})
         self.report = report
+        self.commands = dict(commands or {})
+        self.usual_ports = usual_ports
         self.servers: dict[str, ManagedProcess] = {}
         self.services: list[Service] = []
+
+    def _port(self, preferred: int) -> int:
+        return _port(preferred) if self.usual_ports else free_port()
 
     def start(self) -> Settings:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -75,13 +90,13 @@ class LocalStack:
                 check_maven()
                 self.report("fetching Kafka jars with Maven (once)...")
             ensure_kafka_jars()
-            kafka = KafkaServer(self.data_dir / "kafka", _port(9092), _port(9093))
+            kafka = KafkaServer(self.data_dir / "kafka", self._port(9092), self._port(9093))
             updates["kafka_bootstrap"] = self._start_server("kafka", kafka, kafka.bootstrap)
         if not s.redis_url:
-            redis = RedisServer(self.data_dir / "redis", _port(6379))
+            redis = RedisServer(self.data_dir / "redis", self._port(6379))
             updates["redis_url"] = self._start_server("redis", redis, redis.url)
         if not s.ray_address:
-            ray = RayHead(self.data_dir / "ray", _port(6380))
+            ray = RayHead(self.data_dir / "ray", self._port(6380))
             updates["ray_address"] = self._start_server("ray", ray, ray.address)
         s = self.settings = s.model_copy(update=updates)
         asyncio.run(create_topics(s.kafka_bootstrap, ALL_TOPICS))
@@ -94,6 +109,7 @@ class LocalStack:
             RelayService(s, logs),
         ]
         for service in self.services:
+            service.command_override = self.commands.get(service.name)
             self.report(f"starting {service.name}...")
             service.start(timeout=120)
         self._write_state()
