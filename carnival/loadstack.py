@@ -1,6 +1,7 @@
-"""A throwaway embedded stack for the soak and the load scenarios' test: the
-whole of `carnival up` (Kafka, Redis, Ray, streams with chdb, dispatcher, api,
-relay) in a directory of its own, on free ports, removed afterwards."""
+"""A throwaway embedded stack for the soak, the load scenarios' test and `make
+screenshots`: the whole of `carnival up` (Kafka, Redis, Ray, streams with chdb,
+dispatcher, api, relay) in a directory of its own, on free ports, removed
+afterwards."""
 
 from __future__ import annotations
 
@@ -23,28 +24,20 @@ class RunningStack:
     pids: dict[str, int]  # stack.json's: kafka, redis, ray (the head), streams, dispatcher, ...
     ray_address: str
     ray_namespace: str
+    redis_url: str
     # What `carnival reconcile` needs to find this stack's Redis, Kafka and streams worker.
     reconcile_env: dict[str, str]
 
 
 @contextlib.contextmanager
-def embedded_stack(work_dir: Path, say: Say) -> Iterator[RunningStack]:
+def embedded_stack(work_dir: Path, say: Say, **overrides: object) -> Iterator[RunningStack]:
+    """``overrides``: settings fields by their variable names (CARNIVAL_...)."""
     from carnival.demo import credentials_path
-    from carnival.embedded import RayHead, free_port
-    from carnival.stack import LocalStack, stack_file
-    from runtime.settings import Settings
+    from carnival.embedded import RayHead
+    from carnival.stack import LocalStack, isolated_settings, stack_file
 
-    settings = Settings(
-        KAFKA_BOOTSTRAP="",
-        REDIS_URL="",
-        RAY_ADDRESS="",
-        CLICKHOUSE_URL="",
-        CARNIVAL_DATA_DIR=work_dir / "stack",
-        CARNIVAL_API_PORT=free_port(),
-        CARNIVAL_STREAMS_PORT=free_port(),
-        CARNIVAL_DISPATCHER_METRICS_PORT=free_port(),
-    )
-    stack = LocalStack(settings, report=say)
+    settings = isolated_settings(work_dir / "stack", **overrides)
+    stack = LocalStack(settings, report=say, usual_ports=False)
     try:
         s = stack.start()
         state = orjson.loads(stack_file(stack.data_dir).read_bytes())
@@ -56,6 +49,7 @@ def embedded_stack(work_dir: Path, say: Say) -> Iterator[RunningStack]:
             pids={name: int(pid) for name, pid in state["pids"].items()},
             ray_address=s.ray_address,
             ray_namespace=s.ray_namespace,
+            redis_url=s.redis_url,
             reconcile_env={
                 "CARNIVAL_DATA_DIR": str(stack.data_dir),
                 "REDIS_URL": s.redis_url,

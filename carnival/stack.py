@@ -29,6 +29,7 @@ from carnival.embedded import (
     free_port,
 )
 from carnival.embedded.kafka import ensure_kafka_jars, kafka_libs_dir
+from carnival.embedded.process import free_ports
 from carnival.services import (
     ApiService,
     DispatcherService,
@@ -51,6 +52,24 @@ def _port(preferred: int) -> int:
             return preferred
         except OSError:
             return free_port()
+
+
+def isolated_settings(data_dir: Path, **overrides: object) -> Settings:
+    """Settings for a throwaway stack beside any other on this machine (the
+    chaos run, the soak, screenshots): every server embedded, every port free.
+    Use it with ``LocalStack(..., usual_ports=False)``."""
+    api, streams, metrics = free_ports(3)
+    fields: dict[str, object] = {
+        "KAFKA_BOOTSTRAP": "",
+        "REDIS_URL": "",
+        "RAY_ADDRESS": "",
+        "CLICKHOUSE_URL": "",
+        "CARNIVAL_DATA_DIR": data_dir,
+        "CARNIVAL_API_PORT": api,
+        "CARNIVAL_STREAMS_PORT": streams,
+        "CARNIVAL_DISPATCHER_METRICS_PORT": metrics,
+    }
+    return Settings(**(fields | overrides))  # type: ignore[arg-type]
 
 
 def stack_file(data_dir: Path) -> Path:

@@ -2,7 +2,7 @@
 1280×800 and 390×844, for the README.
 
 It starts an embedded stack of its own in a temporary directory (Kafka, Redis,
-Ray, the services: ``carnival.stack.LocalStack``, which seeds the demo tenant
+Ray, the services: ``carnival.loadstack.embedded_stack``, which seeds the demo tenant
 and its admin key), creates representative data through the API (templates,
 a themed wheel, a nine-grid, red envelopes, a claim centre, a flash sale, a
 partner with a webhook, a code batch, a distribution, draws, claims and a
@@ -40,10 +40,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a file: the project's packages are importable
 
 from carnival.browser import launch_chromium  # noqa: E402
-from carnival.demo import DEMO_TENANT, credentials_path, shopper_token  # noqa: E402
-from carnival.embedded import free_port  # noqa: E402
-from carnival.stack import LocalStack  # noqa: E402
-from runtime.settings import Settings  # noqa: E402
+from carnival.demo import DEMO_TENANT, shopper_token  # noqa: E402
+from carnival.loadstack import embedded_stack  # noqa: E402
 
 ROUTER_JS = REPO / "web" / "src" / "console" / "router.js"
 DEFAULT_OUT = REPO / "docs" / "screenshots"
@@ -141,28 +139,22 @@ def missing_routes(router_js: Path = ROUTER_JS) -> list[str]:
 
 
 @contextmanager
-def embedded_stack(report: Callable[[str], None]) -> Iterator[tuple[str, str, str]]:
-    """A fresh stack in a temporary directory: (api url, redis url, admin key)."""
-    with tempfile.TemporaryDirectory(prefix="carnival-shots-") as tmp:
-        settings = Settings(
-            CARNIVAL_DATA_DIR=Path(tmp) / "data",
-            CARNIVAL_API_PORT=free_port(),
-            CARNIVAL_STREAMS_PORT=free_port(),
-            CARNIVAL_DISPATCHER_METRICS_PORT=free_port(),
+def fresh_stack(report: Callable[[str], None]) -> Iterator[tuple[str, str, str]]:
+    """A fresh stack in a temporary directory: (api url, redis url, admin key).
+    Its webhook retries are quick, so the failing webhook's deliveries are dead
+    letters by the time the delivery log is shot."""
+    with (
+        tempfile.TemporaryDirectory(prefix="carnival-shots-") as tmp,
+        embedded_stack(
+            Path(tmp),
+            report,
             CARNIVAL_RAY_NAMESPACE=f"shots-{uuid.uuid4().hex[:6]}",
             CARNIVAL_WEBHOOK_BACKOFF_MS=200,
             CARNIVAL_WEBHOOK_MAX_ATTEMPTS=3,
             CARNIVAL_WEBHOOK_TIMEOUT_MS=500,
-        )
-        stack = LocalStack(settings, report=report)
-        try:
-            s = stack.start()
-            creds = credentials_path(stack.data_dir).read_text()
-            key = re.search(r'"admin_api_key":\s*"([^"]+)"', creds)
-            assert key, "the demo seed wrote no admin key"
-            yield f"http://{s.api_host}:{s.api_port}", s.redis_url, key.group(1)
-        finally:
-            stack.stop()
+        ) as stack,
+    ):
+        yield stack.api, stack.redis_url, stack.admin_key
 
 
 # -- the data ----------------------------------------------------------------------
@@ -497,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from playwright.sync_api import sync_playwright
 
-    with embedded_stack(lambda line: print(f"stack: {line}")) as (api, redis_url, key):
+    with fresh_stack(lambda line: print(f"stack: {line}")) as (api, redis_url, key):
         seeder = Seeder(api, redis_url, key)
         try:
             print("creating the data through the API...")

@@ -27,9 +27,8 @@ from carnival.chaos.kill import NO_KILL, PROCESSES, kill, restart, revive
 from carnival.chaos.load import Tally, plan, reask, run_load
 from carnival.chaos.shop import Shop, open_shop
 from carnival.chaos.table import Row
-from carnival.embedded.process import free_ports
 from carnival.embedded.ray_head import RayHead
-from carnival.stack import LocalStack
+from carnival.stack import LocalStack, isolated_settings
 from domain.tokens import sign_shopper_token
 from ledger.admin import SyncLedger
 from runtime.settings import Settings
@@ -79,21 +78,6 @@ class ChaosConfig:
         return self.rate or max(MIN_RATE, self.requests_per_phase / PHASE_SECONDS)
 
 
-def stack_settings(data_dir: Path) -> Settings:
-    """Every address empty (the stack embeds its own servers), every port free."""
-    api, streams, metrics = free_ports(3)
-    return Settings(
-        KAFKA_BOOTSTRAP="",
-        REDIS_URL="",
-        RAY_ADDRESS="",
-        CLICKHOUSE_URL="",
-        CARNIVAL_DATA_DIR=data_dir,
-        CARNIVAL_API_PORT=api,
-        CARNIVAL_STREAMS_PORT=streams,
-        CARNIVAL_DISPATCHER_METRICS_PORT=metrics,
-    )
-
-
 def run_chaos(
     config: ChaosConfig, report: Report = print, advance: Callable[[], None] = lambda: None
 ) -> list[Row]:
@@ -102,7 +86,7 @@ def run_chaos(
     data_dir = Path(tempfile.mkdtemp(prefix="carnival-chaos-")) if temp else config.data_dir
     assert data_dir is not None
     stack = LocalStack(
-        stack_settings(data_dir), report=report, commands=config.commands, usual_ports=False
+        isolated_settings(data_dir), report=report, commands=config.commands, usual_ports=False
     )
     try:
         started = time.monotonic()
