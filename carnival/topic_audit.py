@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 import redis
@@ -58,9 +59,9 @@ class Gap:
     unknown: int  # on the topic, not in the ledger
 
 
-async def _read(bootstrap: str, topic: Topic, tenants: set[str], owner_field: str) -> dict:
-    """(tenant, entity) -> event ids on the topic, for the tenants asked."""
-    found: dict[tuple[str, str], set[str]] = defaultdict(set)
+async def events_on(bootstrap: str, topic: Topic) -> AsyncIterator[dict[str, Any]]:
+    """Every event on ``topic``, from its start to its end as of the call (a
+    record carries a batch of events; duplicates are yielded as they stand)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
     await consumer.start()
     try:
@@ -72,12 +73,18 @@ async def _read(bootstrap: str, topic: Topic, tenants: set[str], owner_field: st
             polled = await consumer.getmany(timeout_ms=POLL_MS)
             for records in polled.values():
                 for record in records:
-                    for event in orjson.loads(record.value):  # a record carries a batch
-                        if event.get("tenant_id") in tenants:
-                            key = (event["tenant_id"], event[owner_field])
-                            found[key].add(event["event_id"])
+                    for event in orjson.loads(record.value):
+                        yield event
     finally:
         await consumer.stop()
+
+
+async def _read(bootstrap: str, topic: Topic, tenants: set[str], owner_field: str) -> dict:
+    """(tenant, entity) -> event ids on the topic, for the tenants asked."""
+    found: dict[tuple[str, str], set[str]] = defaultdict(set)
+    async for event in events_on(bootstrap, topic):
+        if event.get("tenant_id") in tenants:
+            found[(event["tenant_id"], event[owner_field])].add(event["event_id"])
     return found
 
 

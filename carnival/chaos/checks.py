@@ -16,12 +16,11 @@ from typing import Any
 
 import orjson
 import redis
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from carnival.chaos.load import Answer
 from carnival.chaos.shop import CLAIM_PER_USER, PRIZE_ID, WHEEL_PER_USER, Shop
 from carnival.reconcile import Reconciler
-from carnival.topic_audit import audit
+from carnival.topic_audit import audit, events_on
 from domain.topics import CLAIM_OUTCOMES, DRAW_OUTCOMES, WRITEOFFS, Topic
 from ledger.admin import SyncLedger
 from ledger.keys import TemplateKeys
@@ -29,7 +28,6 @@ from ledger.keys import TemplateKeys
 OUTCOME_TOPICS: tuple[Topic, ...] = (DRAW_OUTCOMES, CLAIM_OUTCOMES, WRITEOFFS)
 # How long the topics may take to catch up with the ledger, at most.
 AUDIT_WAIT_S = 30.0
-POLL_MS = 200
 
 
 @dataclass
@@ -189,23 +187,9 @@ def overspent(shop: Shop, ledger: Ledger, notes: list[str]) -> int:
 async def _read_topic(bootstrap: str, topic: Topic, tenant_id: str) -> dict[str, set[bytes]]:
     """event id -> the distinct payloads of the tenant's events on one topic."""
     found: dict[str, set[bytes]] = defaultdict(set)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic.name, p) for p in range(topic.partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        while any([await consumer.position(tp) < ends[tp] for tp in tps]):
-            polled = await consumer.getmany(timeout_ms=POLL_MS)
-            for records in polled.values():
-                for record in records:
-                    for event in orjson.loads(record.value):  # a record carries a batch
-                        if event.get("tenant_id") == tenant_id:
-                            payload = orjson.dumps(event, option=orjson.OPT_SORT_KEYS)
-                            found[event["event_id"]].add(payload)
-    finally:
-        await consumer.stop()
+    async for event in events_on(bootstrap, topic):
+        if event.get("tenant_id") == tenant_id:
+            found[event["event_id"]].add(orjson.dumps(event, option=orjson.OPT_SORT_KEYS))
     return found
 
 

@@ -7,13 +7,13 @@ tenant's figures reconcile."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import httpx
 
 from tests.pipeline.conftest import Pipeline, Tenant, assert_error, assert_reconciled, wait_for
 from tests.pipeline.test_claims import claim, install
+from tests.pipeline.test_shares import accept_at_once
 
 TIMES = 3
 FRIEND_POINTS = 7
@@ -22,23 +22,6 @@ FRIEND_POINTS = 7
 def _ok(reply: httpx.Response) -> Any:
     assert reply.status_code == 200, reply.text
     return reply.json()
-
-
-def _accept_at_once(pipeline: Pipeline, tenant: Tenant, user: str, code: str) -> list[Any]:
-    async def run() -> list[httpx.Response]:
-        async with httpx.AsyncClient(base_url=pipeline.url, timeout=30) as client:
-            return await asyncio.gather(
-                *(
-                    client.post(
-                        "/v1/me/referrals",
-                        json={"code": code},
-                        headers=tenant.shopper_headers(user),
-                    )
-                    for _ in range(TIMES)
-                )
-            )
-
-    return [_ok(r) for r in asyncio.run(run())]
 
 
 def _coupons(http: httpx.Client, tenant: Tenant, user: str, template_id: str) -> list[str]:
@@ -107,7 +90,7 @@ def test_a_claim_converts_and_each_side_gets_one_coupon(
 
     # -- bob claims the page's coupon: accepted three times at once, one reward each ------
     assert _ok(claim(http, tenant, offered.id, "bob"))["status"] == "issued"
-    answers = _accept_at_once(pipeline, tenant, "bob", code)
+    answers = accept_at_once(pipeline, tenant, "bob", code, TIMES)
     seen: dict[tuple[str, str], set[str]] = {}
     for answer in answers:
         assert answer["converted"] is True
@@ -135,7 +118,7 @@ def test_a_claim_converts_and_each_side_gets_one_coupon(
     later = install(tenant, name="Later reward", limits={"stock": 100})
     changed = {**rule, "advocate_template_id": later.id, "friend_template_id": later.id}
     _ok(http.put("/v1/admin/referral-rules", json=changed, headers=staff))
-    for answer in _accept_at_once(pipeline, tenant, "bob", code):
+    for answer in accept_at_once(pipeline, tenant, "bob", code, TIMES):
         coupons = {r["side"]: r for r in answer["rewards"] if r["kind"] == "coupon"}
         assert coupons["advocate"]["coupon_id"] == advocate_coupon
         assert coupons["friend"]["coupon_id"] == friend_coupon

@@ -32,8 +32,10 @@ def _meta(html: str, attr: str, name: str) -> str:
     return found.group(1)
 
 
-def _accept_at_once(pipeline: Pipeline, tenant: Tenant, user: str, code: str) -> list[Any]:
-    """The acceptance posted TIMES times concurrently (a page retried, reloaded)."""
+def accept_at_once(
+    pipeline: Pipeline, tenant: Tenant, user: str, code: str, times: int = TIMES
+) -> list[Any]:
+    """The acceptance posted ``times`` times concurrently (a page retried, reloaded)."""
 
     async def run() -> list[httpx.Response]:
         async with httpx.AsyncClient(base_url=pipeline.url, timeout=30) as client:
@@ -44,7 +46,7 @@ def _accept_at_once(pipeline: Pipeline, tenant: Tenant, user: str, code: str) ->
                         json={"code": code},
                         headers=tenant.shopper_headers(user),
                     )
-                    for _ in range(TIMES)
+                    for _ in range(times)
                 )
             )
 
@@ -150,7 +152,7 @@ def test_share_links_landing_referral_reward_once_and_stats(
     )
 
     # -- bob accepts before drawing: bound once, nothing to reward yet --------------------
-    for answer in _accept_at_once(pipeline, tenant, "bob", code):
+    for answer in accept_at_once(pipeline, tenant, "bob", code):
         assert (answer["advocate_id"], answer["code"], answer["converted"]) == ("ann", code, False)
         assert answer["rewards"] == []
     carl_link = _ok(
@@ -172,14 +174,14 @@ def test_share_links_landing_referral_reward_once_and_stats(
 
     # -- bob draws, then the acceptance (posted many times at once) converts ---------------
     assert _ok(draw(http, tenant, wheel.id, "bob"))["status"] != "rejected"
-    for answer in _accept_at_once(pipeline, tenant, "bob", code):
+    for answer in accept_at_once(pipeline, tenant, "bob", code):
         assert answer["converted"] is True
         rewards = {r["side"]: (r["user_id"], r["points"], r["status"]) for r in answer["rewards"]}
         assert rewards == {
             "advocate": ("ann", ADVOCATE_POINTS, "applied"),
             "friend": ("bob", FRIEND_POINTS, "applied"),
         }
-    _accept_at_once(pipeline, tenant, "bob", code)  # and again, later
+    accept_at_once(pipeline, tenant, "bob", code)  # and again, later
     ann_balance, ann_rewards = _points(http, tenant, "ann")
     bob_balance, bob_rewards = _points(http, tenant, "bob")
     assert (ann_balance, [e["amount"] for e in ann_rewards]) == (ADVOCATE_POINTS, [ADVOCATE_POINTS])
