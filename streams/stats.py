@@ -337,7 +337,7 @@ def partner_stats(client: Client, tenant_id: str, partner_id: str) -> dict[str, 
     ``writeoffs`` (distinct events, locks and releases included), redeemed,
     reversed (full or partial), rejected, and the discount and order cents the
     settled ones moved (net: a reversal's are negative), with ``last_event_at``
-    (epoch ms, or None). The totals of partner_minutes' series."""
+    (epoch ms, or None). The totals of report.partner_series."""
     params = {"tenant_id": tenant_id, "partner_id": partner_id}
     row = client.query(_PARTNER_SQL, parameters=params).first_row
     writeoffs, redeemed, reversed_, rejected, discount, order, last_event_at = row
