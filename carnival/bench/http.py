@@ -74,7 +74,6 @@ OTHER_LOAD_WARN_CORES = 0.25
 WRK_SCRIPT = Path(__file__).resolve().parents[2] / "loadtests" / "wrk_bench.lua"
 
 SERVER_START_TIMEOUT_S = 60.0
-STACK_LOG_LINES = 30  # of a process that died, shown before the stack is removed
 SETTLE_S = 2.0  # pause before each run, so one run's tail does not load the next
 HTTP_TIMEOUT_S = 30.0
 TOKEN_CONCURRENCY = 32
@@ -434,45 +433,17 @@ def carnival_stack(
         yield Stack(api_url.rstrip("/"), redis_url, admin_key, pids, False, notes)
         return
 
-    from carnival.demo import credentials_path
-    from carnival.embedded import RayHead
-    from carnival.stack import LocalStack
-    from carnival.stack import stack_file as state_path
-    from runtime.settings import Settings
+    from carnival.loadstack import embedded_stack
 
-    data_dir = work_dir / "stack"
-    settings = Settings(
-        KAFKA_BOOTSTRAP="",
-        REDIS_URL="",
-        RAY_ADDRESS="",
-        CLICKHOUSE_URL="",
-        CARNIVAL_DATA_DIR=data_dir,
-        CARNIVAL_API_PORT=free_port(),
-        CARNIVAL_STREAMS_PORT=free_port(),
-        CARNIVAL_DISPATCHER_METRICS_PORT=free_port(),
-    )
-    stack = LocalStack(settings, report=say)
-    try:
-        s = stack.start()
-        state = orjson.loads(state_path(stack.data_dir).read_bytes())
-        state["ray_namespace"] = s.ray_namespace
-        creds = orjson.loads(credentials_path(stack.data_dir).read_bytes())
-        notes = []
+    with embedded_stack(work_dir, say) as running:
+        state = {
+            "pids": running.pids,
+            "ray": running.ray_address,
+            "ray_namespace": running.ray_namespace,
+        }
+        notes: list[str] = []
         pids = _stack_pids(state, notes)
-        yield Stack(state["api"], s.redis_url, creds["admin_api_key"], pids, True, notes)
-    except BaseException:
-        # The data directory goes with the bench: say now why a process died.
-        for proc in [*stack.servers.values(), *stack.services]:
-            if proc.pid is not None and not proc.alive:
-                tail = proc.log_tail(STACK_LOG_LINES)
-                say(f"{proc.name} had exited; the end of its log:\n{tail}")
-        raise
-    finally:
-        say("stopping the embedded stack...")
-        stack.stop()
-        for server in stack.servers.values():
-            if isinstance(server, RayHead):
-                server.remove_temp_dir()
+        yield Stack(running.api, running.redis_url, running.admin_key, pids, True, notes)
 
 
 # -- fixtures through the admin API -----------------------------------------------------
